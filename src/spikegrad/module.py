@@ -1,0 +1,129 @@
+"""SpikingClassifier: encoder -> spiking backbone -> decoder -> loss and metrics, as a LightningModule."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import lightning as L
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torchmetrics.classification import MulticlassAccuracy
+
+from spikegrad.decoding import build_decoder, get_loss
+from spikegrad.models import build_backbone
+from spikegrad.neurons import LIF, NeuronSettings, SurrogateSettings
+
+ENCODINGS = ("direct", "sequence")
+STAGES = ("train", "val", "test")
+
+
+class SpikingClassifier(L.LightningModule):
+    """A spiking classifier whose training method is plain hyperparameters.
+
+    Args:
+        backbone: backbone name (see :data:`spikegrad.models.BACKBONES`).
+        backbone_args: keyword arguments of the backbone (e.g. ``channels``, ``hidden``).
+        num_classes: number of classes (linked from the DataModule by the CLI).
+        input_shape: one time step of one sample, e.g. ``[1, 8, 8]`` (linked from the DataModule).
+        encoding: ``direct`` repeats a static sample ``[B, ...]`` over ``time_steps``; ``sequence`` takes
+            ``[B, T, ...]`` as it comes (linked from the DataModule).
+        time_steps: T for direct encoding.
+        neuron: LIF settings shared by every spiking layer.
+        surrogate: surrogate-gradient settings (each spiking layer gets its own copy).
+        decoding: how per-step logits ``[T, B, K]`` become a prediction (see :mod:`spikegrad.decoding`).
+        loss: training loss (see :mod:`spikegrad.decoding`).
+        optimizer: optimizer factory (``class_path`` + ``init_args`` in configs).
+        lr_scheduler: optional learning-rate scheduler factory, stepped every epoch.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "convnet",
+        backbone_args: dict | None = None,
+        num_classes: int = 10,
+        input_shape: tuple[int, ...] = (1, 8, 8),
+        encoding: str = "direct",
+        time_steps: int = 4,
+        neuron: NeuronSettings = NeuronSettings(),
+        surrogate: SurrogateSettings = SurrogateSettings(),
+        decoding: str = "mean",
+        loss: str = "ce",
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__()
+        if encoding not in ENCODINGS:
+            raise ValueError(f"unknown encoding {encoding!r}; valid choices: {', '.join(ENCODINGS)}")
+        if time_steps < 1:
+            raise ValueError(f"time_steps must be >= 1, got {time_steps}")
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        self.optimizer_factory = optimizer
+        self.lr_scheduler_factory = lr_scheduler
+        self.encoding = encoding
+        self.time_steps = time_steps
+        neuron_factory = partial(LIF.from_settings, neuron, surrogate)
+        neuron_factory()  # validates the settings before anything else is built
+        self.backbone = build_backbone(backbone, input_shape, num_classes, neuron_factory, **(backbone_args or {}))
+        self.decoder = build_decoder(decoding, time_steps)
+        self.loss_fn = get_loss(loss)
+        self.metrics = torch.nn.ModuleDict(
+            {f"{stage}_acc": MulticlassAccuracy(num_classes=num_classes) for stage in STAGES}
+        )
+        self.best_val_acc = 0.0
+
+    # --- model -------------------------------------------------------------------------------------
+    def spiking_layers(self) -> dict[str, LIF]:
+        """The spiking layers by module name, in forward order."""
+        return {name: m for name, m in self.named_modules() if isinstance(m, LIF)}
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Batch -> time-first input ``[T, B, ...]``."""
+        if self.encoding == "sequence":
+            return x.transpose(0, 1)
+        return x.unsqueeze(0).expand(self.time_steps, *x.shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-step logits ``[T, B, K]``."""
+        return self.backbone(self.encode(x))
+
+    # --- steps ---------------------------------------------------------------------------------------
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        x, y = batch
+        per_step = self(x)
+        decoded = self.decoder(per_step)
+        loss = self.loss_fn(per_step, decoded, y)
+        metric = self.metrics[f"{stage}_acc"]
+        metric(decoded, y)
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=stage != "test")
+        self.log(f"{stage}/acc", metric, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self.decoder(self(x)).argmax(-1)
+
+    def on_validation_epoch_end(self) -> None:
+        acc = self.trainer.callback_metrics.get("val/acc")
+        if acc is not None and not self.trainer.sanity_checking:
+            self.best_val_acc = max(self.best_val_acc, float(acc))
+            self.log("hp_metric", self.best_val_acc)
+
+    # --- optimisation ----------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.lr_scheduler_factory is None:
+            return optimizer
+        scheduler = self.lr_scheduler_factory(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"}}
