@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningCLI
 
 from spikegrad.data.base import SpikeDataModule
@@ -38,8 +38,16 @@ class SpikegradCLI(LightningCLI):
                 "checkpoint.auto_insert_metric_name": False,
             }
         )
-        parser.add_lightning_class_args(RichProgressBar, "progress_bar")
         parser.add_argument("--test_after_fit", type=bool, default=True, help="Test the best checkpoint after fit.")
+
+    def _instantiate_trainer(self, config: dict, callbacks: list):
+        """Adds a rich progress bar unless progress bars are off or the config brings its own."""
+        configured = list(callbacks) + list(config.get("callbacks") or [])
+        if config.get("enable_progress_bar", True) is not False and not any(
+            isinstance(c, ProgressBar) for c in configured
+        ):
+            callbacks = [*callbacks, RichProgressBar()]
+        return super()._instantiate_trainer(config, callbacks)
 
     def after_fit(self) -> None:
         if self.config[self.subcommand].get("test_after_fit", True):
@@ -58,7 +66,7 @@ def main(args: list[str] | None = None) -> None:
         SpikingClassifier,
         SpikeDataModule,
         subclass_mode_data=True,
-        parser_kwargs={"parser_mode": "omegaconf"},
+        parser_kwargs={"parser_mode": "omegaconf+"},
         save_config_kwargs={"overwrite": True},
         trainer_defaults=TRAINER_DEFAULTS,
         seed_everything_default=0,

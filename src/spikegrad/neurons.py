@@ -151,7 +151,7 @@ def lif_multistep(
     )
 
 
-@dataclass(frozen=True)
+@dataclass
 class NeuronSettings:
     """LIF settings as they appear in configs (``model.neuron``); see :class:`LIF`."""
 
@@ -162,7 +162,7 @@ class NeuronSettings:
     decay_input: bool = True
 
 
-@dataclass(frozen=True)
+@dataclass
 class SurrogateSettings:
     """Surrogate settings as they appear in configs (``model.surrogate``); see :mod:`spikegrad.surrogates`.
 

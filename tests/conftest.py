@@ -1,0 +1,15 @@
+"""Shared test settings: small thread count (CI has 2 cores) and a temporary working folder per test."""
+
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def repo_root() -> str:
+    return REPO_ROOT

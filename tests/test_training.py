@@ -1,0 +1,84 @@
+"""A real short fit on the bundled digits: the classifier learns and logs what the README promises."""
+
+import functools
+import glob
+import json
+import os
+
+import lightning as L
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from spikegrad.data import DigitsDataModule
+from spikegrad.module import SpikingClassifier
+from spikegrad.neurons import NeuronSettings, SurrogateSettings
+
+
+def _fit(tmp_path, **model_kwargs):
+    L.seed_everything(0, workers=True)
+    data = DigitsDataModule(batch_size=64)
+    model = SpikingClassifier(
+        backbone="convnet",
+        backbone_args={"channels": [16, 32], "hidden": 64},
+        time_steps=4,
+        optimizer=functools.partial(torch.optim.Adam, lr=3e-3),
+        **model_kwargs,
+    )
+    logger = L.pytorch.loggers.TensorBoardLogger(str(tmp_path), name="run")
+    trainer = L.Trainer(
+        max_epochs=4, logger=logger, enable_progress_bar=False, enable_model_summary=False,
+        accelerator="cpu", devices=1, deterministic=True,
+    )
+    trainer.fit(model, datamodule=data)
+    result = trainer.test(model, datamodule=data, verbose=False)[0]
+    return trainer, model, result
+
+
+def test_digits_fit_learns_and_logs(tmp_path):
+    trainer, model, result = _fit(tmp_path)
+    assert result["test/acc"] > 0.93
+    events = glob.glob(os.path.join(trainer.log_dir, "events.out.tfevents.*"))
+    tags = set()
+    for path in events:
+        acc = EventAccumulator(path)
+        acc.Reload()
+        tags |= set(acc.Tags()["scalars"])
+    assert {"train/loss_step", "val/acc", "test/acc", "hp_metric"} <= tags
+    with open(os.path.join(trainer.log_dir, "data_split.json")) as f:
+        split = json.load(f)
+    assert [len(split[k]) for k in ("train", "val", "test")] == [1258, 180, 359]
+    assert not set(split["test"]) & set(split["train"])
+
+
+@pytest.mark.parametrize("surrogate", ["rectangle", "sigmoid"])
+def test_method_hyperparameters_reach_every_layer(tmp_path, surrogate):
+    model = SpikingClassifier(
+        neuron=NeuronSettings(tau=3.0, v_threshold=0.5, reset="soft", detach_reset=False),
+        surrogate=SurrogateSettings(name=surrogate, alpha=1.5),
+    )
+    layers = model.spiking_layers()
+    assert len(layers) == 2
+    for lif in layers.values():
+        assert (lif.tau, lif.v_threshold, lif.reset, lif.detach_reset) == (3.0, 0.5, "soft", False)
+        assert lif.surrogate.name == surrogate and lif.surrogate.alpha == 1.5
+    # every layer owns its surrogate (per-layer parameters can differ)
+    a, b = layers.values()
+    assert a.surrogate is not b.surrogate
+
+
+def test_split_is_seeded():
+    a, b, c = DigitsDataModule(split_seed=1), DigitsDataModule(split_seed=1), DigitsDataModule(split_seed=2)
+    assert torch.equal(a.split["test"], b.split["test"])
+    assert not torch.equal(a.split["test"], c.split["test"])
+
+
+@pytest.mark.parametrize(
+    "kwargs,needle",
+    [({"backbone": "resnet1000"}, "backbone"), ({"decoding": "vote"}, "decoding"), ({"loss": "hinge"}, "loss"),
+     ({"encoding": "rate"}, "encoding"), ({"time_steps": 0}, "time_steps")],
+)
+def test_bad_module_settings_are_one_line_errors(kwargs, needle):
+    with pytest.raises(ValueError) as err:
+        SpikingClassifier(**kwargs)
+    assert needle in str(err.value) and "\n" not in str(err.value)
