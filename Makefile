@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo demo-events test lint bench clean
+.PHONY: demo demo-events test lint bench clean reproduce-small constraints
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,14 +20,30 @@ $(BENCH_STAMP): $(STAMP)
 demo: $(STAMP)
 	$(BIN)/spikegrad fit --config configs/quickstart.yaml
 
+demo-events: $(STAMP)
+	$(BIN)/spikegrad fit --config configs/quickstart_events.yaml
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks studies
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/bench_neuron.py
+	$(BIN)/python benchmarks/bench_network.py
+	$(BIN)/python benchmarks/bench_quickstart.py
+
+# CPU-scale reproduction study (docs/reproduction_small.md): trains every run in one process, then writes the
+# tables and plots; about 20 min on 2 CPU cores (5 seeds). STUDY_ARGS, e.g. "--only msg_p_sweep" or "--report-only".
+reproduce-small: $(STAMP)
+	$(BIN)/python -m studies.reproduce_small $(STUDY_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
+
+# the pins the Dockerfile installs with: the resolved environment without the project itself
+constraints: $(STAMP)
+	{ echo "# Resolved versions of the environment the tests pass in (CPU/CUDA 13.0 wheels of torch 2.14.1)."; \
+	  echo "# Regenerate: make constraints   (pip freeze of .venv without the project itself)"; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v -i '^spikegrad=='; } > requirements/constraints.txt

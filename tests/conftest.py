@@ -13,3 +13,12 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture
 def repo_root() -> str:
     return REPO_ROOT
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for tests of tiny models: avoids thread contention on the shared CI cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

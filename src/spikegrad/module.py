@@ -9,9 +9,10 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torchmetrics.classification import MulticlassAccuracy
 
-from spikegrad.decoding import build_decoder, get_loss
+from spikegrad.decoding import MeanDecoder, build_decoder, get_loss
 from spikegrad.models import build_backbone
 from spikegrad.neurons import LIF, NeuronSettings, SurrogateSettings
+from spikegrad.regularizers import PDASettings, potential_statistics, potential_window_penalty
 
 ENCODINGS = ("direct", "sequence")
 STAGES = ("train", "val", "test")
@@ -31,7 +32,11 @@ class SpikingClassifier(L.LightningModule):
         neuron: LIF settings shared by every spiking layer.
         surrogate: surrogate-gradient settings (each spiking layer gets its own copy).
         decoding: how per-step logits ``[T, B, K]`` become a prediction (see :mod:`spikegrad.decoding`).
+        decoding_args: options of the decoder, e.g. ``{start: 5, beta: 0.3}`` for ``two``.
         loss: training loss (see :mod:`spikegrad.decoding`).
+        loss_args: options of the loss, e.g. ``{lam: 0.001, phi: 1.0}`` for ``tet``.
+        pda: potential distribution adjustment, a regulariser added to the training loss
+            (see :mod:`spikegrad.regularizers`; ``weight: 0`` is off).
         optimizer: optimizer factory (``class_path`` + ``init_args`` in configs).
         lr_scheduler: optional learning-rate scheduler factory, stepped every epoch.
     """
@@ -47,7 +52,10 @@ class SpikingClassifier(L.LightningModule):
         neuron: NeuronSettings = NeuronSettings(),
         surrogate: SurrogateSettings = SurrogateSettings(),
         decoding: str = "mean",
+        decoding_args: dict | None = None,
         loss: str = "ce",
+        loss_args: dict | None = None,
+        pda: PDASettings = PDASettings(),
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
@@ -66,11 +74,21 @@ class SpikingClassifier(L.LightningModule):
         neuron_factory = partial(LIF.from_settings, neuron, surrogate)
         neuron_factory()  # validates the settings before anything else is built
         self.backbone = build_backbone(backbone, input_shape, num_classes, neuron_factory, **(backbone_args or {}))
-        self.decoder = build_decoder(decoding, time_steps)
-        self.loss_fn = get_loss(loss)
+        self.decoder = build_decoder(decoding, time_steps, **(decoding_args or {}))
+        self.loss_fn = get_loss(loss, **(loss_args or {}))
+        self.pda = PDASettings(**pda) if isinstance(pda, dict) else pda
+        if self.pda.weight > 0:
+            for lif in self.spiking_layers().values():
+                lif.keep_potential = True
         self.metrics = torch.nn.ModuleDict(
             {f"{stage}_acc": MulticlassAccuracy(num_classes=num_classes) for stage in STAGES}
         )
+        # a decoder with adapted per-step weights (TWO) is also scored with uniform weights, for comparison
+        self.uniform_decoder = MeanDecoder() if hasattr(self.decoder, "weights") else None
+        if self.uniform_decoder is not None:
+            self.metrics.update(
+                {f"{stage}_acc_uniform": MulticlassAccuracy(num_classes=num_classes) for stage in ("val", "test")}
+            )
         self.best_val_acc = 0.0
 
     # --- model -------------------------------------------------------------------------------------
@@ -89,17 +107,45 @@ class SpikingClassifier(L.LightningModule):
         return self.backbone(self.encode(x))
 
     # --- steps ---------------------------------------------------------------------------------------
+    def task_loss(self, batch) -> torch.Tensor:
+        """The training loss of one batch without regulariser, metrics or logging (for method callbacks)."""
+        x, y = batch
+        per_step = self(x)
+        return self.loss_fn(per_step, self.decoder(per_step), y)
+
     def _step(self, batch, stage: str) -> torch.Tensor:
         x, y = batch
         per_step = self(x)
         decoded = self.decoder(per_step)
         loss = self.loss_fn(per_step, decoded, y)
+        if stage == "train":
+            self.decoder.observe(per_step.detach(), y)
+            if self.pda.weight > 0:
+                term = self.pda_term()
+                self._log_pda(term)
+                loss = loss + term
         metric = self.metrics[f"{stage}_acc"]
         metric(decoded, y)
         on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=stage != "test")
+        # sync_dist: under DDP the logged loss is the mean over all processes, like the torchmetrics accuracies
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=stage != "test", sync_dist=True)
         self.log(f"{stage}/acc", metric, on_step=False, on_epoch=True, prog_bar=True)
+        if self.uniform_decoder is not None and stage != "train":
+            uniform = self.metrics[f"{stage}_acc_uniform"]
+            uniform(self.uniform_decoder(per_step), y)
+            self.log(f"{stage}/acc_uniform", uniform, on_step=False, on_epoch=True)
         return loss
+
+    def pda_term(self) -> torch.Tensor:
+        """``λ·Σ_l mean(relu(lo - h/θ)² + relu(h/θ - hi)²)`` on the potentials of the last forward (PDA)."""
+        kept = [(lif.potential, lif.v_threshold) for lif in self.spiking_layers().values()]
+        return self.pda.weight * potential_window_penalty(kept, self.pda.lo, self.pda.hi)
+
+    def _log_pda(self, term: torch.Tensor) -> None:
+        self.log("train/pda", term, on_step=True, on_epoch=True, sync_dist=True)
+        kept = {name: (lif.potential, lif.v_threshold) for name, lif in self.spiking_layers().items()}
+        stats = potential_statistics(kept, self.pda.lo, self.pda.hi)
+        self.log_dict({f"pda/{k}": v for k, v in stats.items()}, on_step=False, on_epoch=True, sync_dist=True)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")
@@ -113,6 +159,12 @@ class SpikingClassifier(L.LightningModule):
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self.decoder(self(x)).argmax(-1)
+
+    def on_train_epoch_start(self) -> None:
+        self.decoder.on_train_epoch_start(self.current_epoch)
+        step_accuracy = getattr(self.decoder, "last_step_accuracy", None)
+        if step_accuracy is not None:
+            self.log_dict({f"train/step_acc/t{t}": a for t, a in enumerate(step_accuracy.tolist(), start=1)})
 
     def on_validation_epoch_end(self) -> None:
         acc = self.trainer.callback_metrics.get("val/acc")

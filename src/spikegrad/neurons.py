@@ -17,11 +17,14 @@ with ``∂v/∂h = 1 - s`` (hard) or ``1`` (soft) when the reset's gradient is d
 (Yang, "Temporal surrogate back-propagation", arXiv 2011.09964), ``(1 - s) - h·g`` (hard) or ``1 - θ·g``
 (soft). ``∂L/∂h_ext`` is the gradient of losses that read the potentials directly (e.g. PDA).
 
-The whole sequence is one :class:`torch.autograd.Function`: forward saves only the potentials ``h`` (spikes
-are recomputed as ``h >= θ``), and backward computes every per-element factor for all ``T`` steps in a few
-vectorised kernels, leaving one fused multiply-add per step in the time recursion. The state starts at
-zero on every call, so there is nothing to reset between batches. A step-by-step autograd reference
-lives in :mod:`spikegrad.reference`; the tests prove the two equal.
+The whole sequence is one :class:`torch.autograd.Function`: forward saves only the potentials ``h`` (in the
+compute dtype; spikes are recomputed as ``h >= θ``) and writes them in place, with one comparison and one fused
+multiply-add per step; backward computes every per-element factor for all ``T`` steps in a few vectorised
+kernels, leaving one fused multiply-add per step in the time recursion. Masks and reset factors are float
+0/1 tensors, never boolean ones (boolean arithmetic is several times slower on CPU). The state starts at zero
+on every call, so there is nothing to reset between batches. ``backend="compile"`` swaps both passes for
+``torch.compile``-generated kernels (:mod:`spikegrad.kernels`). A step-by-step autograd reference lives in
+:mod:`spikegrad.reference`; the tests prove them equal.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import torch
 from torch import nn
 
 from spikegrad import surrogates
+from spikegrad.kernels import check_backend, compiled
 from spikegrad.surrogates import Surrogate
 
 __all__ = ["LIF", "NeuronSettings", "SurrogateSettings", "lif_multistep"]
@@ -50,82 +54,149 @@ class _LIFMultiStep(torch.autograd.Function):
     """Fused multi-step LIF; returns ``(spikes, potentials h)`` for time-first input ``[T, ...]``."""
 
     @staticmethod
-    def forward(ctx, x, decay, input_scale, v_threshold, hard_reset, detach_reset, surrogate, recorder):
-        cdtype = _compute_dtype(x.dtype)
-        xs = x.to(cdtype)
-        if input_scale != 1.0:
-            xs = xs * input_scale
-        T = xs.shape[0]
-        h_seq = torch.empty_like(xs)
-        spikes = torch.empty_like(xs)
-        v = None
-        for t in range(T):
-            h = h_seq[t]
-            if v is None:
-                h.copy_(xs[t])
-            else:
-                torch.add(xs[t], v, alpha=decay, out=h)
-            fired = h >= v_threshold
-            spikes[t].copy_(fired)
-            if t == T - 1:
-                break
-            if hard_reset:
-                v = h.masked_fill(fired, 0.0)
-            else:
-                v = torch.add(h, spikes[t], alpha=-v_threshold)
+    def forward(ctx, x, decay, input_scale, v_threshold, hard_reset, detach_reset, surrogate, recorder, backend):
+        if backend == "compile":
+            h_seq, spikes = compiled.lif_forward(x, decay, input_scale, v_threshold, hard_reset)
+        else:
+            h_seq, spikes = _forward_eager(x, decay, input_scale, v_threshold, hard_reset)
         ctx.save_for_backward(h_seq)
-        ctx.cfg = (decay, input_scale, v_threshold, hard_reset, detach_reset, surrogate, recorder, x.dtype)
+        ctx.cfg = (decay, input_scale, v_threshold, hard_reset, detach_reset, surrogate, recorder, x.dtype, backend)
         ctx.set_materialize_grads(False)
-        out = spikes if spikes.dtype == x.dtype else spikes.to(x.dtype)
-        return out, h_seq
+        return spikes, h_seq
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_h_ext):
         (h_seq,) = ctx.saved_tensors
-        decay, input_scale, v_threshold, hard_reset, detach_reset, surrogate, recorder, in_dtype = ctx.cfg
+        decay, input_scale, v_threshold, hard_reset, detach_reset, surrogate, recorder, in_dtype, backend = ctx.cfg
         if grad_spikes is None and grad_h_ext is None:
-            return (None,) * 8
-        # g = ∂s/∂h for all steps at once (in a fresh buffer the surrogate may overwrite).
-        g = surrogate.grad_(h_seq - v_threshold)
-        if surrogate.mask_p > 0.0:
-            keep = torch.rand_like(g) >= surrogate.mask_p
-            if surrogate.mask_rescale:
-                g.mul_(1.0 / (1.0 - surrogate.mask_p))
-            if surrogate.mask_fill != 0.0:
-                g = torch.where(keep, g, surrogate.mask_fill)
-            else:
-                g.mul_(keep)
-        if recorder is not None:
-            recorder["surrogate_zero_fraction"] = (g == 0).float().mean().detach()
-        T = h_seq.shape[0]
-        # ∂v[t]/∂h[t]·λ for all steps (None means the constant λ, soft reset with detached spike).
-        carry = None
-        if T > 1 and decay != 0.0:
-            if hard_reset:
-                carry = (h_seq < v_threshold).to(g.dtype)
-                if not detach_reset:
-                    carry.addcmul_(h_seq, g, value=-1.0)
-                carry.mul_(decay)
-            elif not detach_reset:
-                carry = torch.mul(g, -v_threshold * decay).add_(decay)
-        # Local gradient a[t] = ∂L/∂s[t]·g[t] + ∂L/∂h_ext[t], computed in place in g.
-        if grad_spikes is not None:
-            grad_h = g.mul_(grad_spikes)
+            return (None,) * 9
+        if backend == "compile" and recorder is None:
+            grad_x = compiled.lif_backward(
+                h_seq, grad_spikes, grad_h_ext, decay, input_scale, v_threshold, hard_reset, detach_reset, surrogate,
+                in_dtype,
+            )
         else:
-            grad_h = g.zero_()
-        if grad_h_ext is not None:
-            grad_h.add_(grad_h_ext)
-        # Time recursion ∂L/∂h[t] += carry[t]·∂L/∂h[t+1], one fused op per step.
-        if T > 1 and decay != 0.0:
-            for t in range(T - 2, -1, -1):
-                if carry is None:
-                    grad_h[t].add_(grad_h[t + 1], alpha=decay)
-                else:
-                    grad_h[t].addcmul_(grad_h[t + 1], carry[t])
-        if recorder is not None:
-            recorder["grad_h_zero_fraction"] = (grad_h == 0).float().mean().detach()
-        grad_x = grad_h.mul_(input_scale) if input_scale != 1.0 else grad_h
-        return grad_x.to(in_dtype), None, None, None, None, None, None, None
+            grad_x = _backward_eager(
+                h_seq, grad_spikes, grad_h_ext, decay, input_scale, v_threshold, hard_reset, detach_reset, surrogate,
+                recorder,
+            ).to(in_dtype)
+        return grad_x, None, None, None, None, None, None, None, None
+
+
+class _LIFSpikesCompiled(torch.autograd.Function):
+    """Compiled LIF that returns only the spikes and saves only its input ``x``.
+
+    Forward reads ``x`` once and writes the spikes once; backward recomputes ``h`` from ``x`` inside its fused
+    kernel. This is the memory traffic of one elementwise activation. Used by :class:`LIF` with
+    ``backend="compile"`` when neither ``record`` nor ``keep_potential`` asks for the potentials.
+    """
+
+    @staticmethod
+    def forward(ctx, x, decay, input_scale, v_threshold, hard_reset, detach_reset, surrogate):
+        ctx.save_for_backward(x)
+        ctx.cfg = (decay, input_scale, v_threshold, hard_reset, detach_reset, surrogate)
+        return compiled.lif_spikes(x, decay, input_scale, v_threshold, hard_reset)
+
+    @staticmethod
+    def backward(ctx, grad_spikes):
+        (x,) = ctx.saved_tensors
+        decay, input_scale, v_threshold, hard_reset, detach_reset, surrogate = ctx.cfg
+        grad_x = compiled.lif_backward(
+            x, grad_spikes, None, decay, input_scale, v_threshold, hard_reset, detach_reset, surrogate, x.dtype,
+            from_input=True,
+        )
+        return grad_x, None, None, None, None, None, None
+
+
+def _forward_eager(x, decay, input_scale, v_threshold, hard_reset):
+    """Forward in place in the potentials buffer: ``h = κ·x`` for all steps, then ``h[t] += λ·v[t-1]`` per step.
+
+    Per step one comparison into a reused float buffer and one fused multiply-add (hard reset:
+    ``h[t] += λ·h[t-1]·1[h[t-1] < θ]``; soft: ``v = h[t-1] - θ·s[t-1]``, ``h[t] += λ·v``); the spikes of all
+    steps come from one comparison at the end. No boolean tensors (slow on CPU), no per-step allocation.
+    """
+    h_seq = torch.empty_like(x, dtype=_compute_dtype(x.dtype))
+    if input_scale != 1.0:
+        torch.mul(x, input_scale, out=h_seq)
+    else:
+        h_seq.copy_(x)
+    T = x.shape[0]
+    if T > 1 and decay != 0.0:
+        buf = torch.empty_like(h_seq[0])
+        for t in range(1, T):
+            prev = h_seq[t - 1]
+            if hard_reset:
+                torch.lt(prev, v_threshold, out=buf)
+                h_seq[t].addcmul_(prev, buf, value=decay)
+            else:
+                torch.ge(prev, v_threshold, out=buf)
+                torch.add(prev, buf, alpha=-v_threshold, out=buf)
+                h_seq[t].add_(buf, alpha=decay)
+    spikes = torch.ge(h_seq, v_threshold, out=torch.empty_like(x))
+    return h_seq, spikes
+
+
+def _backward_eager(h_seq, grad_spikes, grad_h_ext, decay, input_scale, v_threshold, hard_reset, detach_reset,
+                    surrogate, recorder):
+    """``∂L/∂x`` for all steps: per-element factors vectorised over T, then one fused multiply-add per step."""
+    # g = ∂s/∂h for all steps at once, in a fresh buffer the surrogate overwrites.
+    g = surrogate.grad_(torch.sub(h_seq, v_threshold))
+    if surrogate.mask_p > 0.0:
+        g = _mask_(g, surrogate)
+    if recorder is not None:
+        recorder["surrogate_zero_fraction"] = (g == 0).float().mean().detach()
+    T = h_seq.shape[0]
+    recursion = T > 1 and decay != 0.0
+    # ∂v[t]/∂h[t] for all steps where it needs g (kept reset gradient); None: computed per step or constant 1.
+    carry = None
+    if recursion and not detach_reset:
+        if hard_reset:
+            carry = torch.lt(h_seq, v_threshold, out=torch.empty_like(g))
+            carry.addcmul_(h_seq, g, value=-1.0)
+        else:
+            carry = torch.mul(g, -v_threshold).add_(1.0)
+    # Local gradient a[t] = ∂L/∂s[t]·g[t] + ∂L/∂h_ext[t], computed in place in g.
+    if grad_spikes is not None:
+        grad_h = g.mul_(grad_spikes)
+    else:
+        grad_h = g.zero_()
+    if grad_h_ext is not None:
+        grad_h.add_(grad_h_ext)
+    # Time recursion ∂L/∂h[t] += λ·∂v[t]/∂h[t]·∂L/∂h[t+1], one fused op per step.
+    if recursion:
+        buf = torch.empty_like(grad_h[0]) if (carry is None and hard_reset) else None
+        for t in range(T - 2, -1, -1):
+            if carry is not None:
+                grad_h[t].addcmul_(grad_h[t + 1], carry[t], value=decay)
+            elif hard_reset:
+                torch.lt(h_seq[t], v_threshold, out=buf)
+                grad_h[t].addcmul_(grad_h[t + 1], buf, value=decay)
+            else:
+                grad_h[t].add_(grad_h[t + 1], alpha=decay)
+    if recorder is not None:
+        recorder["grad_h_zero_fraction"] = (grad_h == 0).float().mean().detach()
+    return grad_h.mul_(input_scale) if input_scale != 1.0 else grad_h
+
+
+def _mask_(g: torch.Tensor, surrogate: Surrogate) -> torch.Tensor:
+    """MSG: ``g̃ = g ⊙ m`` (masked entries set to ``mask_fill``), ``m ~ Bernoulli(1 - p)`` i.i.d. per entry.
+
+    The uniform numbers are 16-bit integers, four from each 64-bit draw of torch's generator (drawing is the
+    cost of masking on CPU): ``m = 1[u >= p]`` with ``u`` uniform on the multiples of 2⁻¹⁶, i.e. ``p`` is used
+    rounded to a multiple of 2⁻¹⁶ (an error below 8·10⁻⁶).
+    """
+    p = surrogate.mask_p
+    n = g.numel()
+    bits = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=g.device)
+    u = bits.view(torch.int16)[:n].view(g.shape)
+    cut = round(p * 65536) - 32768
+    keep = torch.ge(u, cut, out=torch.empty_like(g))
+    if surrogate.mask_rescale:
+        g.mul_(1.0 / (1.0 - p))
+    g.mul_(keep)
+    if surrogate.mask_fill != 0.0:
+        g.add_(torch.rsub(keep, 1.0), alpha=surrogate.mask_fill)
+    return g
 
 
 def lif_multistep(
@@ -137,17 +208,20 @@ def lif_multistep(
     detach_reset: bool = True,
     decay_input: bool = True,
     recorder: dict | None = None,
+    backend: str = "eager",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Functional fused LIF over time-first ``x`` of shape ``[T, ...]``: returns ``(spikes, h)``.
 
     ``spikes`` has the dtype of ``x``; ``h`` (the pre-spike potentials) is float32 or float64 and carries
     gradient too, for regularisers that read it. ``recorder``, when a dict, receives the fraction of zero
-    entries of the (masked) surrogate derivative and of ``∂L/∂h`` during backward.
+    entries of the (masked) surrogate derivative and of ``∂L/∂h`` during backward. ``backend`` is ``"eager"``
+    or ``"compile"`` (see :mod:`spikegrad.kernels`).
     """
+    check_backend(backend)
     decay = 1.0 - 1.0 / tau
     input_scale = 1.0 / tau if decay_input else 1.0
     return _LIFMultiStep.apply(
-        x, decay, input_scale, float(v_threshold), reset == "hard", bool(detach_reset), surrogate, recorder
+        x, decay, input_scale, float(v_threshold), reset == "hard", bool(detach_reset), surrogate, recorder, backend
     )
 
 
@@ -160,6 +234,7 @@ class NeuronSettings:
     reset: Literal["hard", "soft"] = "hard"
     detach_reset: bool = True
     decay_input: bool = True
+    backend: Literal["eager", "compile"] = "eager"
 
 
 @dataclass
@@ -187,6 +262,8 @@ class LIF(nn.Module):
         decay_input: charge form ``h = v + (x - v)/τ`` (``True``) or leak form ``h = (1 - 1/τ)·v + x``.
         surrogate: a :class:`~spikegrad.surrogates.Surrogate` or its name (Dspike's window is set to θ).
         surrogate_params: parameters for a surrogate given by name (``alpha``, ``mask_p``, ...).
+        backend: ``"eager"`` (default) or ``"compile"`` (``torch.compile``-generated kernels), see
+            :mod:`spikegrad.kernels`; the maths is the same.
 
     Recording switches for analysis and regularisers (cheap, off by default):
         ``record = True`` keeps the last call's spikes and potentials (detached) in ``self.recorded`` and the
@@ -203,9 +280,11 @@ class LIF(nn.Module):
         decay_input: bool = True,
         surrogate: str | Surrogate = "atan",
         surrogate_params: dict | None = None,
+        backend: str = "eager",
     ) -> None:
         super().__init__()
         validate_neuron(tau, v_threshold, reset, decay_input)
+        self.backend = check_backend(backend)
         self.tau = float(tau)
         self.v_threshold = float(v_threshold)
         self.reset = reset
@@ -224,10 +303,16 @@ class LIF(nn.Module):
         return cls(**vars(neuron), surrogate=surrogate.name, surrogate_params=params)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.backend == "compile" and not (self.record or self.keep_potential):
+            self.potential = None
+            return _LIFSpikesCompiled.apply(
+                x, 1.0 - 1.0 / self.tau, 1.0 / self.tau if self.decay_input else 1.0, self.v_threshold,
+                self.reset == "hard", self.detach_reset, self.surrogate,
+            )
         recorder = self.backward_stats if (self.record and torch.is_grad_enabled()) else None
         spikes, h = lif_multistep(
             x, self.surrogate, self.tau, self.v_threshold, self.reset, self.detach_reset, self.decay_input,
-            recorder,
+            recorder, self.backend,
         )
         if self.record:
             self.recorded = {"spikes": spikes.detach(), "potential": h.detach()}
@@ -246,6 +331,7 @@ class LIF(nn.Module):
         return (
             f"tau={self.tau}, v_threshold={self.v_threshold}, reset={self.reset!r}, "
             f"detach_reset={self.detach_reset}, decay_input={self.decay_input}, surrogate={self.surrogate}"
+            + (f", backend={self.backend!r}" if self.backend != "eager" else "")
         )
 
 

@@ -138,7 +138,8 @@ class Triangle(Surrogate):
 
     def grad_(self, x: torch.Tensor) -> torch.Tensor:
         a = self.alpha
-        return x.abs_().mul_(-a * a).add_(a).clamp_(min=0.0)
+        # α - α²|x| as one fused op (0-d tensor minus scaled tensor), then the clamp: three passes.
+        return torch.sub(x.new_full((), a), x.abs_(), alpha=a * a, out=x).clamp_(min=0.0)
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
         a = self.alpha
@@ -158,7 +159,8 @@ class Sigmoid(Surrogate):
     def grad_(self, x: torch.Tensor) -> torch.Tensor:
         a = self.alpha
         sig = x.mul_(a).sigmoid_()
-        return sig.sub_(sig.square()).mul_(a)
+        # σ - σ² in one fused multiply-add, in place.
+        return torch.addcmul(sig, sig, sig, value=-1.0, out=sig).mul_(a)
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.alpha * x)
@@ -172,7 +174,9 @@ class ATan(Surrogate):
 
     def grad_(self, x: torch.Tensor) -> torch.Tensor:
         a = self.alpha
-        return x.mul_(math.pi / 2 * a).square_().add_(1.0).reciprocal_().mul_(a / 2)
+        # Written as 1 / (k + k·c²·x²) with k = 2/α, c = π/2·α: one fused multiply-add and a reciprocal.
+        k, c = 2.0 / a, math.pi / 2 * a
+        return torch.addcmul(x.new_full((), k), x, x, value=k * c * c, out=x).reciprocal_()
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
         return torch.atan(math.pi / 2 * self.alpha * x) / math.pi + 0.5
@@ -198,10 +202,11 @@ class DSpike(Surrogate):
 
     def grad_(self, x: torch.Tensor) -> torch.Tensor:
         b, w = self.alpha, self.width
-        inside = x.abs() <= w / 2
+        inside = x.abs().le_(w / 2)  # 0/1 as floats: float masks are much faster than boolean ones on CPU
+        k = b / (2 * w * math.tanh(b / 2))
         t = x.mul_(b / w).tanh_()
-        g = t.square_().neg_().add_(1.0).mul_(b / (2 * w * math.tanh(b / 2)))
-        return g.mul_(inside)
+        # k·(1 - tanh²) as one fused multiply-add, in place.
+        return torch.addcmul(t.new_full((), k), t, t, value=-k, out=t).mul_(inside)
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
         b, w = self.alpha, self.width

@@ -2,5 +2,37 @@
 
 from spikegrad.data.base import SpikeDataModule
 from spikegrad.data.digits import DigitsDataModule
+from spikegrad.data.errors import CorruptEventFileError, DatasetNotFoundError
+from spikegrad.data.event_base import EventDataModule
+from spikegrad.data.event_digits import EventDigitsDataModule
+from spikegrad.data.static import (
+    CIFAR10DataModule,
+    CIFAR100DataModule,
+    FashionMNISTDataModule,
+    MNISTDataModule,
+)
+from spikegrad.data.tonic_sets import (
+    CIFAR10DVSDataModule,
+    DVSGestureDataModule,
+    NCaltech101DataModule,
+    NMNISTDataModule,
+    SHDDataModule,
+)
 
-__all__ = ["SpikeDataModule", "DigitsDataModule"]
+__all__ = [
+    "SpikeDataModule",
+    "DigitsDataModule",
+    "EventDataModule",
+    "EventDigitsDataModule",
+    "MNISTDataModule",
+    "FashionMNISTDataModule",
+    "CIFAR10DataModule",
+    "CIFAR100DataModule",
+    "NMNISTDataModule",
+    "DVSGestureDataModule",
+    "CIFAR10DVSDataModule",
+    "NCaltech101DataModule",
+    "SHDDataModule",
+    "DatasetNotFoundError",
+    "CorruptEventFileError",
+]

@@ -33,6 +33,8 @@ class SpikingConvNet(nn.Sequential):
         hidden: int = 0,
         dropout: float = 0.0,
     ) -> None:
+        if len(input_shape) != 3:
+            raise ValueError(f"convnet needs input_shape (C, H, W), got {tuple(input_shape)}; use mlp for 1-D input")
         c, h, w = input_shape
         if pool is None:
             pool = []
@@ -43,7 +45,7 @@ class SpikingConvNet(nn.Sequential):
         if len(pool) != len(channels):
             raise ValueError(f"convnet: pool has {len(pool)} entries but channels has {len(channels)}")
         layers: list[nn.Module] = []
-        for out, do_pool in zip(channels, pool):
+        for out, do_pool in zip(channels, pool, strict=True):
             layers += [
                 TimeDistributed(nn.Conv2d(c, out, 3, padding=1, bias=False), nn.BatchNorm2d(out)),
                 neuron(),

@@ -1,0 +1,135 @@
+"""The bundled event set: scikit-learn's digits turned into event streams by :mod:`spikegrad.data.emulator`."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+import torch
+
+from spikegrad.data.digits import seeded_split
+from spikegrad.data.emulator import EVENT_DTYPE, emulate_saccade_events
+from spikegrad.data.errors import CorruptEventFileError
+from spikegrad.data.event_base import EventDataModule, Recordings
+from spikegrad.data.storage import parameter_key
+
+
+class EventArrays:
+    """``reader(i)`` -> events of recording i from concatenated x, y, t, p arrays and their offsets."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self.arrays = arrays
+
+    def __call__(self, index: int) -> np.ndarray:
+        start, stop = self.arrays["offsets"][index], self.arrays["offsets"][index + 1]
+        events = np.empty(stop - start, dtype=EVENT_DTYPE)
+        for name in EVENT_DTYPE.names:
+            events[name] = self.arrays[name][start:stop]
+        return events
+
+
+class EventDigitsDataModule(EventDataModule):
+    """Event digits: the 1797 ``load_digits`` images (8×8) upsampled to ``image_size``² on a 34×34×2 sensor,
+    moved along N-MNIST's three saccades, events by a log-intensity contrast threshold.
+
+    The events are generated once, deterministically, and stored in
+    ``data_dir/EventDigits/events-<parameters>.npz``; frames are kept in memory by default. Split: a
+    seeded ``test_fraction`` of the recordings is the test set, then ``val_fraction`` of the rest is
+    held out for validation (defaults 0.2 and 0.1: 1294 train / 144 val / 359 test recordings).
+    """
+
+    dataset_name = "EventDigits"
+    folder = "EventDigits"
+    num_classes = 10
+    sensor_size = (34, 34, 2)
+    layout = "EventDigits/events-<parameters>.npz (generated here from scikit-learn's digits)"
+    source = "spikegrad's emulator (generated on first use; needs scikit-learn)"
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        time_steps: int = 6,
+        image_size: int = 24,
+        steps_per_saccade: int = 10,
+        saccade_us: int = 100_000,
+        threshold: float = 0.3,
+        eps: float = 0.1,
+        test_fraction: float = 0.2,
+        cache: str = "memory",
+        **kwargs,
+    ) -> None:
+        if not 8 <= image_size <= 27:
+            raise ValueError(f"EventDigits image_size must be in [8, 27] to fit the saccades, got {image_size}")
+        self.emulator_args = {
+            "sensor_size": 34,
+            "image_size": image_size,
+            "steps_per_saccade": steps_per_saccade,
+            "saccade_us": saccade_us,
+            "threshold": threshold,
+            "eps": eps,
+        }
+        self.test_fraction = test_fraction
+        super().__init__(data_dir=data_dir, time_steps=time_steps, cache=cache, **kwargs)
+        self.save_hyperparameters({"dataset": self.dataset_name, **self.emulator_args})
+
+    @property
+    def events_file(self) -> str:
+        return os.path.join(self.root, f"events-{parameter_key(**self.emulator_args)}.npz")
+
+    @property
+    def cache_dir(self) -> str:
+        return os.path.join(super().cache_dir, parameter_key(**self.emulator_args))
+
+    def _is_complete(self) -> bool:
+        return os.path.isfile(self.events_file)
+
+    def prepare_data(self) -> None:
+        """Generates the events (once) and writes them atomically."""
+        if self._is_complete():
+            return
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        images = torch.tensor(digits.images, dtype=torch.float32) / 16.0
+        recordings = emulate_saccade_events(images, **self.emulator_args)
+        lengths = np.array([len(r) for r in recordings])
+        events = np.concatenate(recordings)
+        os.makedirs(self.root, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=self.root)
+        os.close(fd)
+        try:
+            np.savez_compressed(
+                tmp,
+                x=events["x"].astype(np.uint8),
+                y=events["y"].astype(np.uint8),
+                t=events["t"].astype(np.int32),
+                p=events["p"].astype(np.uint8),
+                offsets=np.concatenate([[0], np.cumsum(lengths)]),
+                labels=np.asarray(digits.target, dtype=np.int64),
+            )
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, self.events_file)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    def setup(self, stage: str | None = None) -> None:
+        if not self._is_complete():
+            self.prepare_data()  # generation needs no network; a process that skipped prepare_data still works
+        super().setup(stage)
+
+    def _recordings(self):
+        try:
+            with np.load(self.events_file) as f:
+                arrays = {name: f[name] for name in f.files}
+        except (OSError, ValueError) as err:
+            raise CorruptEventFileError(f"{self.dataset_name}: cannot read {self.events_file}: {err}") from None
+        labels = arrays["labels"].tolist()
+        names = [f"{self.events_file}[{i}]" for i in range(len(labels))]
+        recordings = Recordings(self.dataset_name, names, labels, EventArrays(arrays))
+        split = seeded_split(len(labels), 0.0, self.test_fraction, self.split_seed)
+        return {
+            "train": ("all", recordings, sorted(split["train"].tolist())),
+            "test": ("all", recordings, sorted(split["test"].tolist())),
+        }

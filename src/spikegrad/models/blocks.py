@@ -1,0 +1,61 @@
+"""Building blocks shared by the paper backbones (time-first ``[T, B, C, H, W]`` throughout)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+from spikegrad.models.layers import Flatten, NeuronFactory, TimeDistributed
+from spikegrad.models.norm import NormFactory, norm_factory
+
+__all__ = ["conv_norm", "conv_norm_spike", "linear_head", "make_norm", "neuron_threshold", "spatial_size"]
+
+
+def neuron_threshold(neuron: NeuronFactory) -> float:
+    """The threshold θ of the backbone's spiking layers (1.0 for a neuron without one)."""
+    return float(getattr(neuron(), "v_threshold", 1.0))
+
+
+def make_norm(norm: str, neuron: NeuronFactory) -> NormFactory:
+    """The backbone's batch-norm factory for ``norm`` (see :mod:`spikegrad.models.norm`)."""
+    return norm_factory(norm, neuron_threshold(neuron) if norm == "tdbn" else 1.0)
+
+
+def conv_norm(
+    c_in: int, c_out: int, norm: NormFactory, kernel: int = 3, stride: int = 1, alpha: float = 1.0
+) -> nn.Sequential:
+    """``Conv(kernel, stride, same padding, no bias) -> BN``; the conv has ``c_in·c_out·kernel²`` weights."""
+    conv = nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False)
+    return nn.Sequential(TimeDistributed(conv), norm(c_out, alpha))
+
+
+def conv_norm_spike(
+    c_in: int, c_out: int, norm: NormFactory, neuron: NeuronFactory, kernel: int = 3, stride: int = 1
+) -> nn.Sequential:
+    """``Conv -> BN -> spiking layer``, the basic unit of every backbone here."""
+    return nn.Sequential(*conv_norm(c_in, c_out, norm, kernel, stride), neuron())
+
+
+def spatial_size(input_shape: Sequence[int], min_size: int, name: str) -> tuple[int, int]:
+    """``(H, W)`` of a ``(C, H, W)`` input, with a one-line error when it is too small for the backbone."""
+    if len(input_shape) != 3:
+        raise ValueError(f"{name}: input_shape must be (C, H, W), got {tuple(input_shape)}")
+    h, w = int(input_shape[1]), int(input_shape[2])
+    if min(h, w) < min_size:
+        raise ValueError(f"{name}: input must be at least {min_size}x{min_size}, got {h}x{w}")
+    return h, w
+
+
+def linear_head(
+    width: int, num_classes: int, neuron: NeuronFactory, hidden: Sequence[int] = (), dropout: float = 0.0
+) -> nn.Sequential:
+    """``Flatten -> [Dropout -> Linear -> spiking layer] per hidden width -> Dropout -> Linear`` (logits)."""
+    layers: list[nn.Module] = [Flatten()]
+    for h in hidden:
+        drop = [nn.Dropout(dropout)] if dropout > 0 else []
+        layers += [TimeDistributed(*drop, nn.Linear(width, h)), neuron()]
+        width = h
+    drop = [nn.Dropout(dropout)] if dropout > 0 else []
+    layers.append(TimeDistributed(*drop, nn.Linear(width, num_classes)))
+    return nn.Sequential(*layers)

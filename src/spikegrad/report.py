@@ -1,0 +1,301 @@
+"""``spikegrad report LOGDIR... --out DIR``: compare TensorBoard runs in one table and a few plots.
+
+Every folder under the given paths that holds ``events.out.tfevents.*`` files is one run. Its scalars are read
+with TensorBoard's own reader (:class:`~tensorboard.backend.event_processing.event_accumulator.EventAccumulator`)
+and its settings from the ``config.yaml`` that ``spikegrad fit`` saves beside the events (or, without one,
+the logger's ``hparams.yaml``). The report holds, per run:
+
+* the settings in which the runs differ (flattened keys such as ``model.surrogate.alpha``; output folders
+  (logger, checkpoint folder, ``default_root_dir``) and the config file names are left out; callbacks are
+  compared by class, ``trainer.callbacks.<Class>.enabled`` and ``trainer.callbacks.<Class>.<argument>``);
+* ``best_val_acc`` (maximum of ``val/acc``) and ``test_acc`` (last ``test/acc``);
+* ``firing_rate``, ``grad_sparsity``, ``energy_uJ`` (``energy/snn_uJ``) and ``snn_to_ann``: means over the
+  samples of the last training epoch of the analysis callbacks' tags (``firing_rate/mean``, ...);
+* ``epochs`` and ``sec_per_epoch``: wall time between consecutive epoch ends (``train/acc`` events,
+  validation included), or from the first event to the only epoch end.
+
+Written into ``--out``: ``report.md`` (table and plots), ``report.csv`` (the same table), ``accuracy.png``
+(validation and training accuracy per epoch), ``firing_rate.png`` and ``grad_sparsity.png`` (per spiking
+layer, last epoch, one bar per run; only when the runs logged them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import math
+import os
+from dataclasses import dataclass, field
+
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from spikegrad.plotting import accuracy_figure, grouped_bars_figure
+
+__all__ = ["Run", "build_report", "differing_settings", "find_runs", "load_run", "main"]
+
+EVENTS_GLOB = "events.out.tfevents.*"
+# where outputs go, not how a run trains
+IGNORED_SETTINGS = ("trainer.logger", "trainer.default_root_dir", "checkpoint.dirpath", "config")
+SUMMARY_TAGS = {
+    "firing_rate": "firing_rate/mean",
+    "grad_sparsity": "grad_sparsity/mean",
+    "energy_uJ": "energy/snn_uJ",
+    "snn_to_ann": "energy/snn_to_ann",
+}
+LAYER_PLOTS = {
+    "firing_rate": ("firing_rate/", "spikes per neuron per step", "Firing rate per spiking layer (last epoch)"),
+    "grad_sparsity": ("grad_sparsity/", "zero fraction of ∂s/∂h", "Surrogate-gradient sparsity (last epoch)"),
+}
+
+
+@dataclass
+class Run:
+    """One TensorBoard run: its folder, display name, scalars ``tag -> [(step, wall_time, value)]`` and settings."""
+
+    path: str
+    name: str
+    scalars: dict[str, list[tuple[int, float, float]]] = field(default_factory=dict)
+    settings: dict[str, str] = field(default_factory=dict)
+    first_wall_time: float = math.nan
+
+    def values(self, tag: str) -> list[float]:
+        return [value for _, _, value in self.scalars.get(tag, [])]
+
+    def epoch_ends(self) -> list[tuple[int, float]]:
+        """``(step, wall_time)`` of each training epoch end (``train/acc``, else ``val/acc`` events)."""
+        events = self.scalars.get("train/acc") or self.scalars.get("val/acc") or []
+        return [(step, wall) for step, wall, _ in events]
+
+    def last_epoch_mean(self, tag: str) -> float:
+        """Mean of ``tag`` over the events logged during the last training epoch (all of them if unknown)."""
+        events = self.scalars.get(tag, [])
+        if not events:
+            return math.nan
+        ends = self.epoch_ends()
+        start = ends[-2][0] if len(ends) >= 2 else -1
+        last = [value for step, _, value in events if step > start] or [events[-1][2]]
+        return sum(last) / len(last)
+
+    def seconds_per_epoch(self) -> float:
+        ends = [wall for _, wall in self.epoch_ends()]
+        if len(ends) >= 2:
+            return (ends[-1] - ends[0]) / (len(ends) - 1)
+        if len(ends) == 1 and math.isfinite(self.first_wall_time):
+            return ends[0] - self.first_wall_time
+        return math.nan
+
+
+def find_runs(paths: list[str]) -> list[str]:
+    """Every folder at or below ``paths`` that holds TensorBoard event files, sorted."""
+    runs: set[str] = set()
+    for path in paths:
+        if not os.path.isdir(path):
+            raise ValueError(f"report: log folder {path!r} does not exist")
+        for root, _, files in os.walk(path):
+            if any(name.startswith("events.out.tfevents.") for name in files):
+                runs.add(os.path.abspath(root))
+    if not runs:
+        raise ValueError(f"report: no TensorBoard runs ({EVENTS_GLOB}) under {', '.join(paths)}")
+    return sorted(runs)
+
+
+def flatten(config, prefix: str = "") -> dict[str, str]:
+    """Nested dicts/lists -> ``{"a.b.0.c": "value"}``; lists of plain values stay one entry, e.g. ``[32, 64]``."""
+    if isinstance(config, dict):
+        items = config.items()
+    elif isinstance(config, list) and any(isinstance(v, (dict, list)) for v in config):
+        items = ((str(i), v) for i, v in enumerate(config))
+    else:
+        return {prefix: "null" if config is None else str(config)}
+    flat: dict[str, str] = {}
+    for key, value in items:
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def _callbacks_by_class(config: dict) -> dict:
+    """``trainer.callbacks: [{class_path, init_args}, ...]`` -> ``{ClassName: {**init_args, "enabled": True}}``.
+
+    Keyed by class rather than list position, so runs whose callback lists differ compare callback by callback.
+    """
+    trainer = config.get("trainer")
+    if not isinstance(trainer, dict) or "callbacks" not in trainer:
+        return config
+    by_class: dict[str, dict] = {}
+    entries = trainer["callbacks"] or []
+    for entry in entries if isinstance(entries, list) else [entries]:
+        if not isinstance(entry, dict) or "class_path" not in entry:
+            continue
+        name = entry["class_path"].rsplit(".", 1)[-1]
+        key, n = name, 1
+        while key in by_class:
+            n += 1
+            key = f"{name}#{n}"
+        by_class[key] = {"enabled": True, **(entry.get("init_args") or {})}
+    return {**config, "trainer": {**trainer, "callbacks": by_class}}
+
+
+def _read_settings(run_dir: str) -> dict[str, str]:
+    for filename in ("config.yaml", "hparams.yaml"):
+        path = os.path.join(run_dir, filename)
+        if os.path.isfile(path):
+            with open(path) as f:
+                return flatten(_callbacks_by_class(yaml.safe_load(f) or {}))
+    return {}
+
+
+def load_run(run_dir: str, name: str) -> Run:
+    """Read a run's scalars (every events file in the folder, in time order) and settings."""
+    run = Run(path=run_dir, name=name, settings=_read_settings(run_dir))
+    for events_file in sorted(glob.glob(os.path.join(run_dir, EVENTS_GLOB))):
+        accumulator = EventAccumulator(
+            events_file, size_guidance={"scalars": 0, "histograms": 1, "images": 1, "tensors": 1}
+        )
+        accumulator.Reload()
+        try:
+            first = accumulator.FirstEventTimestamp()
+        except ValueError:
+            continue
+        run.first_wall_time = first if math.isnan(run.first_wall_time) else min(run.first_wall_time, first)
+        for tag in accumulator.Tags()["scalars"]:
+            run.scalars.setdefault(tag, []).extend(
+                (event.step, event.wall_time, event.value) for event in accumulator.Scalars(tag)
+            )
+    for events in run.scalars.values():
+        events.sort(key=lambda event: event[1])
+    return run
+
+
+def differing_settings(runs: list[Run]) -> list[str]:
+    """The setting keys whose values are not the same in every run (a key missing in a run counts as differing)."""
+    keys = sorted({key for run in runs for key in run.settings})
+    differing = []
+    for key in keys:
+        if any(key == ignored or key.startswith(ignored + ".") for ignored in IGNORED_SETTINGS):
+            continue
+        if len({run.settings.get(key, "-") for run in runs}) > 1:
+            differing.append(key)
+    # A key that differs only by being absent, below a differing parent (e.g. the arguments of a callback that
+    # some runs do not have, below its differing ``<Class>.enabled``), adds nothing to that parent.
+    parents = set(differing) | {key.removesuffix(".enabled") for key in differing if key.endswith(".enabled")}
+    return [
+        key
+        for key in differing
+        if key.endswith(".enabled")
+        or not (
+            any(key.startswith(parent + ".") for parent in parents)
+            and len({run.settings[key] for run in runs if key in run.settings}) <= 1
+        )
+    ]
+
+
+def summary_row(run: Run, setting_keys: list[str]) -> dict[str, object]:
+    """One table row: the run's differing settings, accuracies, analysis means and timing."""
+    row: dict[str, object] = {"run": run.name}
+    row.update({key: run.settings.get(key, "-") for key in setting_keys})
+    val = run.values("val/acc")
+    test = run.values("test/acc")
+    row["best_val_acc"] = max(val) if val else math.nan
+    row["test_acc"] = test[-1] if test else math.nan
+    for column, tag in SUMMARY_TAGS.items():
+        row[column] = run.last_epoch_mean(tag)
+    row["epochs"] = len(run.epoch_ends())
+    row["sec_per_epoch"] = run.seconds_per_epoch()
+    return row
+
+
+def _layer_values(run: Run, prefix: str) -> dict[str, float]:
+    return {
+        tag[len(prefix):]: run.last_epoch_mean(tag)
+        for tag in run.scalars
+        if tag.startswith(prefix) and tag.count("/") == prefix.count("/") and not tag.endswith("/mean")
+    }
+
+
+def _format(value: object) -> str:
+    if isinstance(value, float):
+        return "–" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def _markdown_table(rows: list[dict[str, object]]) -> str:
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(_format(row[c]).replace("|", "\\|") for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def build_report(log_dirs: list[str], out_dir: str) -> str:
+    """Write ``report.md``, ``report.csv`` and the PNGs for the runs under ``log_dirs``; returns the markdown path."""
+    run_dirs = find_runs(log_dirs)
+    base = os.path.commonpath(run_dirs) if len(run_dirs) > 1 else os.path.dirname(run_dirs[0])
+    runs = [load_run(d, os.path.relpath(d, base)) for d in run_dirs]
+    setting_keys = differing_settings(runs)
+    rows = [summary_row(run, setting_keys) for run in runs]
+    os.makedirs(out_dir, exist_ok=True)
+
+    with open(os.path.join(out_dir, "report.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+    plots: list[tuple[str, str]] = []
+    curves = {run.name: {tag: run.values(tag) for tag in ("val/acc", "train/acc")} for run in runs}
+    if any(any(series.values()) for series in curves.values()):
+        accuracy_figure(curves, "Accuracy per epoch (solid: validation, dashed: training)").savefig(
+            os.path.join(out_dir, "accuracy.png"), dpi=120
+        )
+        plots.append(("Accuracy", "accuracy.png"))
+    for filename, (prefix, ylabel, title) in LAYER_PLOTS.items():
+        values = {run.name: _layer_values(run, prefix) for run in runs}
+        if any(values.values()):
+            grouped_bars_figure(values, ylabel, title).savefig(os.path.join(out_dir, f"{filename}.png"), dpi=120)
+            plots.append((title, f"{filename}.png"))
+
+    lines = [
+        "# spikegrad report",
+        "",
+        f"{len(runs)} run(s) under `{base}`:",
+        "",
+        *[f"- `{run.name}`: `{run.path}`" for run in runs],
+        "",
+        "Settings that differ between the runs: "
+        + (", ".join(f"`{key}`" for key in setting_keys) if setting_keys else "none")
+        + ".",
+        "",
+        _markdown_table(rows),
+        "",
+        "`best_val_acc`: maximum of `val/acc`; `test_acc`: last `test/acc`; `firing_rate` (spikes per neuron per "
+        "step), `grad_sparsity` (zero fraction of ∂s/∂h), `energy_uJ` (SNN energy per sample) and `snn_to_ann`: "
+        "means over the last training epoch's sampled batches; `sec_per_epoch`: wall time per training epoch, "
+        "validation included.",
+        "",
+        *[f"## {title}\n\n![{title}]({filename})\n" for title, filename in plots],
+    ]
+    markdown = os.path.join(out_dir, "report.md")
+    with open(markdown, "w") as f:
+        f.write("\n".join(lines))
+    return markdown
+
+
+def main(args: list[str] | None = None) -> None:
+    """``spikegrad report LOGDIR [LOGDIR ...] --out DIR``."""
+    parser = argparse.ArgumentParser(
+        prog="spikegrad report",
+        description="Compare TensorBoard runs: a markdown/CSV table of their differing settings and results, and "
+        "PNG plots (accuracy curves, per-layer firing rate and gradient sparsity).",
+    )
+    parser.add_argument("log_dirs", nargs="+", metavar="LOGDIR", help="run folders or folders holding runs")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder to write report.md, report.csv, *.png")
+    options = parser.parse_args(args)
+    try:
+        markdown = build_report(options.log_dirs, options.out)
+    except ValueError as err:
+        parser.error(str(err))
+    print(f"Report written to {markdown}")
+
+
+if __name__ == "__main__":
+    main()

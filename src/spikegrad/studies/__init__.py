@@ -1,0 +1,1 @@
+"""Small studies that reproduce a claim of a paper end to end (data, sweep, table)."""

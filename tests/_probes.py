@@ -1,0 +1,71 @@
+"""Test-only callbacks, named by ``class_path: _probes.<Class>`` in the configs of subprocess tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import torch
+from lightning.pytorch.callbacks import Callback
+
+
+class BlockAt(Callback):
+    """At (epoch, batch) writes ``marker`` and sleeps ``seconds``, so that a test can kill or interrupt it there."""
+
+    def __init__(self, epoch: int | None = None, batch: int = 0, marker: str = "blocked", seconds: float = 600) -> None:
+        self.epoch, self.batch, self.marker, self.seconds = epoch, batch, marker, seconds
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            with open(self.marker, "w") as f:
+                f.write(str(trainer.global_step))
+            time.sleep(self.seconds)
+
+
+class PoisonWeights(Callback):
+    """Sets every parameter to NaN at the start of ``epoch`` (the next loss is NaN)."""
+
+    def __init__(self, epoch: int = 1) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch:
+            with torch.no_grad():
+                for parameter in pl_module.parameters():
+                    parameter.fill_(float("nan"))
+
+
+class MetricsDump(Callback):
+    """Writes each process's test metrics, world size and whether SyncBatchNorm is used to ``folder``."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.sync_batchnorm = False
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self.sync_batchnorm = any(isinstance(m, torch.nn.SyncBatchNorm) for m in pl_module.modules())
+
+    def on_test_end(self, trainer, pl_module) -> None:
+        os.makedirs(self.folder, exist_ok=True)
+        info = {
+            "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
+            "world_size": trainer.world_size,
+            "global_rank": trainer.global_rank,
+            "sync_batchnorm": self.sync_batchnorm,
+        }
+        with open(os.path.join(self.folder, f"rank{trainer.global_rank}.json"), "w") as f:
+            json.dump(info, f)
+
+
+class SignalSelf(Callback):
+    """At (epoch, batch) sends ``signal_name`` (e.g. ``SIGTERM``) to this very process."""
+
+    def __init__(self, epoch: int, batch: int, signal_name: str = "SIGTERM") -> None:
+        self.epoch, self.batch, self.signal_name = epoch, batch, signal_name
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            import signal
+
+            os.kill(os.getpid(), getattr(signal, self.signal_name))

@@ -1,0 +1,275 @@
+"""Analysis callbacks after a short digits fit: TensorBoard's own reader finds every tag, and the logged numbers
+equal independent computations (forward hooks, the step-by-step reference LIF, hand-counted MACs)."""
+
+import functools
+import io
+import json
+import math
+import os
+
+import lightning as L
+import matplotlib.image
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from spikegrad.callbacks import (
+    EnergyMonitor,
+    FiringRateMonitor,
+    GradientSparsityMonitor,
+    MethodStateMonitor,
+    PotentialMonitor,
+)
+from spikegrad.callbacks.potential import surrogate_window
+from spikegrad.callbacks.sampling import release_recording, request_recording
+from spikegrad.data import DigitsDataModule
+from spikegrad.module import SpikingClassifier
+from spikegrad.neurons import LIF, SurrogateSettings
+from spikegrad.reference import lif_reference
+from spikegrad.surrogates import get as get_surrogate
+
+EVERY = 2
+CHANNELS, HIDDEN, T, BATCH = (4, 8), 16, 4, 32
+SURROGATE = SurrogateSettings(name="rectangle", alpha=0.8)
+
+
+def analysis_callbacks(every=EVERY):
+    return [
+        FiringRateMonitor(every_n_steps=every),
+        GradientSparsityMonitor(every_n_steps=every),
+        PotentialMonitor(every_n_steps=every),
+        EnergyMonitor(every_n_steps=every),
+        MethodStateMonitor(),
+    ]
+
+
+def fit(log_dir, callbacks, hooks=None, strategy="auto", devices=1):
+    L.seed_everything(0, workers=True)
+    model = SpikingClassifier(
+        backbone="convnet", backbone_args={"channels": list(CHANNELS), "hidden": HIDDEN}, time_steps=T,
+        surrogate=SURROGATE, optimizer=functools.partial(torch.optim.Adam, lr=3e-3),
+    )
+    if hooks is not None:
+        hooks(model)
+    trainer = L.Trainer(
+        max_epochs=2, limit_train_batches=4, limit_val_batches=1, num_sanity_val_steps=0, accelerator="cpu",
+        devices=devices, strategy=strategy, logger=L.pytorch.loggers.TensorBoardLogger(str(log_dir), name="run"),
+        callbacks=callbacks, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+    )
+    trainer.fit(model, datamodule=DigitsDataModule(batch_size=BATCH))
+    return trainer, model
+
+
+def read_events(log_dir):
+    accumulator = EventAccumulator(log_dir, size_guidance={"scalars": 0, "histograms": 0, "images": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def scalar_at(events, tag):
+    return {e.step: e.value for e in events.Scalars(tag)}
+
+
+@pytest.fixture(scope="module")
+def analysed(tmp_path_factory):
+    """One fit with every analysis callback; forward hooks keep each LIF's input and output on training steps."""
+    seen: dict[int, dict[str, tuple[torch.Tensor, torch.Tensor]]] = {}
+
+    def hooks(model):
+        def keep(name):
+            def hook(module, args, output):
+                if module.training and torch.is_grad_enabled():
+                    step = model.trainer.global_step
+                    seen.setdefault(step, {})[name] = (args[0].detach().clone(), output.detach().clone())
+            return hook
+
+        for name, lif in model.spiking_layers().items():
+            lif.register_forward_hook(keep(name))
+
+    trainer, model = fit(tmp_path_factory.mktemp("with_callbacks"), analysis_callbacks(), hooks)
+    return trainer, model, read_events(trainer.log_dir), seen
+
+
+def test_every_tag_is_logged_in_range(analysed):
+    trainer, model, events, seen = analysed
+    layers = list(model.spiking_layers())
+    sampled = [s for s in range(trainer.global_step) if s % EVERY == 0]
+    assert len(layers) == 3 and sampled == [0, 2, 4, 6]
+    per_layer = ["firing_rate/{}", "grad_sparsity/{}", "grad_sparsity_h/{}", "potential/{}/frac_below_0",
+                 "potential/{}/frac_in_window", "potential/{}/frac_above_2theta"]
+    for name in layers:
+        for pattern in per_layer:
+            values = scalar_at(events, pattern.format(name))
+            assert sorted(values) == sampled and all(0.0 <= v <= 1.0 for v in values.values()), pattern
+        assert all(0 < v < 1 for v in scalar_at(events, f"firing_rate/{name}").values())
+        assert all(v > 0 for v in scalar_at(events, f"potential/{name}/std_over_theta").values())
+        alphas = scalar_at(events, f"method/surrogate_alpha/{name}")  # at each epoch end
+        assert alphas == pytest.approx({3: SURROGATE.alpha, 7: SURROGATE.alpha})
+        histogram = events.Histograms(f"potential/{name}")
+        assert [h.step for h in histogram] == sampled
+        entries = seen[0][name][1].numel()
+        assert histogram[0].histogram_value.num == entries
+        assert sum(histogram[0].histogram_value.bucket) == entries
+    for tag in ("firing_rate/mean", "grad_sparsity/mean", "grad_sparsity_h/mean", "energy/sops", "energy/snn_uJ",
+                "energy/ann_uJ", "energy/snn_to_ann"):
+        assert sorted(scalar_at(events, tag)) == sampled, tag
+    assert all(0 < v < 1 for v in scalar_at(events, "energy/snn_to_ann").values())
+    for tag in ("firing_rate/layers", "potential/distribution"):
+        images = events.Images(tag)
+        assert len(images) == 2  # one per epoch
+        pixels = matplotlib.image.imread(io.BytesIO(images[-1].encoded_image_string), format="png")
+        assert pixels.shape[0] > 100 and pixels.shape[1] > 100 and pixels[..., :3].std() > 0.05
+
+
+def test_firing_rate_equals_forward_hooks(analysed):
+    trainer, model, events, seen = analysed
+    for name in model.spiking_layers():
+        logged = scalar_at(events, f"firing_rate/{name}")
+        for step, value in logged.items():
+            spikes = seen[step][name][1]
+            assert value == pytest.approx(spikes.mean().item(), rel=1e-6, abs=1e-7)
+    for step, value in scalar_at(events, "firing_rate/mean").items():
+        outputs = [out for _, out in seen[step].values()]
+        expected = sum(o.sum().item() for o in outputs) / sum(o.numel() for o in outputs)
+        assert value == pytest.approx(expected, rel=1e-6)
+
+
+def test_rectangle_sparsity_and_potential_stats_equal_reference_potentials(analysed):
+    trainer, model, events, seen = analysed
+    a = SURROGATE.alpha
+    for name, lif in model.spiking_layers().items():
+        for step in scalar_at(events, f"grad_sparsity/{name}"):
+            x = seen[step][name][0]
+            _, h = lif_reference(x.double(), get_surrogate("rectangle", alpha=a), lif.tau, lif.v_threshold)
+            outside = ((h - lif.v_threshold).abs() > a / 2).double().mean().item()
+            assert scalar_at(events, f"grad_sparsity/{name}")[step] == pytest.approx(outside, abs=1e-6)
+            # the window of a rectangle is |h - θ| <= a/2, the complement of its zero set
+            assert scalar_at(events, f"potential/{name}/frac_in_window")[step] == pytest.approx(1 - outside, abs=1e-6)
+            u = h / lif.v_threshold
+            assert scalar_at(events, f"potential/{name}/frac_below_0")[step] == pytest.approx(
+                (u < 0).double().mean().item(), abs=1e-6)
+            assert scalar_at(events, f"potential/{name}/frac_above_2theta")[step] == pytest.approx(
+                (u > 2).double().mean().item(), abs=1e-6)
+            assert scalar_at(events, f"potential/{name}/mean_over_theta")[step] == pytest.approx(
+                u.mean().item(), abs=1e-5)
+            assert scalar_at(events, f"potential/{name}/std_over_theta")[step] == pytest.approx(
+                u.std(unbiased=False).item(), rel=1e-4)
+            # the gradient reaching h has at least the zeros that no later step can fill
+            assert 0 < scalar_at(events, f"grad_sparsity_h/{name}")[step] <= 1
+
+
+def test_energy_follows_the_counting_rule(analysed):
+    trainer, model, events, seen = analysed
+    conv1, conv2, fc, head = [m for m in model.backbone.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    # 8x8 input: conv1 (1->4, 8x8) -> LIF -> pool to 4x4 -> conv2 (4->8, 4x4) -> LIF -> fc (128->16) -> LIF -> head
+    macs = {"conv1": 4 * 64 * 1 * 9, "conv2": 8 * 16 * 4 * 9, "fc": 8 * 16 * HIDDEN, "head": HIDDEN * 10}
+    layers = list(model.spiking_layers())
+    for step, sops in scalar_at(events, "energy/sops").items():
+        rate = {name: seen[step][name][1].mean().item() for name in layers}
+        expected_sops = T * (rate[layers[0]] * macs["conv2"] + rate[layers[1]] * macs["fc"]
+                             + rate[layers[2]] * macs["head"])
+        assert sops == pytest.approx(expected_sops, rel=1e-5)
+        assert scalar_at(events, "energy/snn_macs")[step] == macs["conv1"]  # direct encoding: once per sample
+        assert scalar_at(events, "energy/ann_macs")[step] == sum(macs.values())
+        snn = (0.9 * expected_sops + 4.6 * macs["conv1"]) * 1e-6
+        assert scalar_at(events, "energy/snn_uJ")[step] == pytest.approx(snn, rel=1e-5)
+        assert scalar_at(events, "energy/ann_uJ")[step] == pytest.approx(4.6 * sum(macs.values()) * 1e-6, rel=1e-6)
+    assert (conv1.in_channels, conv2.in_channels, fc.in_features, head.in_features) == (1, 4, 128, HIDDEN)
+
+
+def test_callbacks_do_not_change_training(analysed, tmp_path):
+    trainer, model, events, seen = analysed
+    _, plain = fit(tmp_path, callbacks=[])
+    trained, reference = model.state_dict(), plain.state_dict()
+    L.seed_everything(0)
+    untrained = SpikingClassifier(backbone="convnet", backbone_args={"channels": list(CHANNELS), "hidden": HIDDEN})
+    assert not torch.equal(untrained.state_dict()["backbone.0.0.weight"], trained["backbone.0.0.weight"])
+    assert trained.keys() == reference.keys()
+    for key, value in reference.items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(trained[key], value), key
+    # the recording switches are back off and hold nothing
+    for lif in model.spiking_layers().values():
+        assert lif.record is False and lif.recorded == {}
+
+
+def test_recording_requests_restore_the_layers_own_setting():
+    lif = LIF()
+    lif.record = True
+    request_recording([lif], "a")
+    request_recording([lif], "b")
+    release_recording([lif], "a")
+    assert lif.record
+    release_recording([lif], "b")
+    assert lif.record  # it was on before the callbacks asked
+    other = LIF()
+    request_recording([other], "a")
+    other(torch.ones(2, 1, 3))
+    assert other.recorded
+    release_recording([other], "a")
+    assert other.record is False and other.recorded == {}
+
+
+def test_method_state_reads_two_weights_and_dspike_search(tmp_path):
+    class FakeDspikeSearch(L.Callback):
+        b, last_similarities = 2.5, {"b": 0.7, "b+db": 0.9}
+
+    model = SpikingClassifier(backbone="mlp", backbone_args={"hidden": [8]}, time_steps=3)
+    model.decoder.register_buffer("weights", torch.tensor([0.5, 1.0, 1.5]))
+    trainer = L.Trainer(callbacks=[FakeDspikeSearch()], logger=False)
+    state = MethodStateMonitor().state(trainer, model)
+    assert state["method/two_weights/t1"] == 0.5 and state["method/two_weights/t3"] == 1.5
+    assert state["method/dspike_b"] == 2.5 and state["method/fdg_cosine/b+db"] == pytest.approx(0.9)
+    assert state["method/surrogate_alpha/backbone.2"] == 2.0  # atan default
+
+
+@pytest.mark.parametrize(
+    "name,alpha,expected",
+    [("rectangle", 0.8, 0.4), ("triangle", 2.0, 0.5), ("atan", 2.0, 2 / (math.pi * 2.0)),
+     ("sigmoid", 4.0, math.log(3 + 2 * math.sqrt(2)) / 4.0)],
+)
+def test_surrogate_window(name, alpha, expected):
+    assert surrogate_window(get_surrogate(name, alpha=alpha)) == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "make,needle",
+    [(lambda: FiringRateMonitor(every_n_steps=0), "every_n_steps"),
+     (lambda: PotentialMonitor(value_range=(1.5, 3.0)), "value_range"),
+     (lambda: PotentialMonitor(bins=1), "bins"),
+     (lambda: EnergyMonitor(e_ac_pj=0), "e_ac_pj")],
+)
+def test_bad_settings_are_one_line_errors(make, needle):
+    with pytest.raises(ValueError) as err:
+        make()
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+class RankSpikeCounts(L.Callback):
+    """Writes each process's spike count and entry count of every spiking layer at the sampled step 0."""
+
+    def __init__(self, out_dir):
+        self.out_dir = out_dir
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step != 1:  # the batch sampled at step 0 has just stepped
+            return
+        counts = {name: [lif.recorded["spikes"].sum().item(), lif.recorded["spikes"].numel()]
+                  for name, lif in pl_module.spiking_layers().items()}
+        with open(os.path.join(self.out_dir, f"rank{trainer.global_rank}.json"), "w") as f:
+            json.dump(counts, f)
+
+
+def test_ddp_statistics_are_global_and_logged_once(tmp_path):
+    # the counter runs before the monitors' release (callbacks run in list order), while `recorded` is filled
+    callbacks = [RankSpikeCounts(str(tmp_path)), *analysis_callbacks(every=100)]
+    fit(tmp_path, callbacks, strategy="ddp_spawn", devices=2)
+    ranks = [json.load(open(tmp_path / f"rank{r}.json")) for r in (0, 1)]
+    events = read_events(str(tmp_path / "run" / "version_0"))
+    for name in ranks[0]:
+        expected = (ranks[0][name][0] + ranks[1][name][0]) / (ranks[0][name][1] + ranks[1][name][1])
+        logged = events.Scalars(f"firing_rate/{name}")
+        assert len(logged) == 1 and logged[0].value == pytest.approx(expected, rel=1e-6)
+    assert ranks[0] != ranks[1]  # the processes saw different data
+    assert len(events.Histograms(f"potential/{name}")) == 1
+    assert events.Histograms(f"potential/{name}")[0].histogram_value.num == 2 * ranks[0][name][1]

@@ -1,0 +1,122 @@
+"""TWO decoder (EMA of per-step training accuracy, checkpointed, used at test) and the TET loss."""
+
+import functools
+import math
+
+import lightning as L
+import pytest
+import torch
+import torch.nn.functional as F
+
+from spikegrad.data import DigitsDataModule
+from spikegrad.decoding import TemporallyWeightedDecoder, build_decoder, get_loss
+from spikegrad.module import SpikingClassifier
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest on shared cores
+
+
+def _logits_with_accuracy(step_hits, num_classes=3):
+    """Per-step logits ``[T, B, K]`` and targets: step t predicts the target exactly where step_hits[t] is True."""
+    hits = torch.tensor(step_hits, dtype=torch.bool)  # [T, B]
+    T, B = hits.shape
+    target = torch.arange(B) % num_classes
+    wrong = (target + 1) % num_classes
+    predicted = torch.where(hits, target.expand(T, B), wrong.expand(T, B))
+    return F.one_hot(predicted, num_classes).float() * 5.0, target
+
+
+def test_two_weights_follow_the_ema_rule_exactly():
+    decoder = TemporallyWeightedDecoder(time_steps=3, start=2, beta=0.3)
+    epochs = [  # per epoch, per batch: hits[t][b]
+        [[[1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1]]],
+        [[[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0]], [[1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 1]]],
+        [[[0, 0, 0, 1], [1, 1, 1, 1], [0, 1, 1, 1]]],
+    ]
+    expected = torch.ones(3, dtype=torch.float64)
+    for epoch, batches in enumerate(epochs):
+        decoder.on_train_epoch_start(epoch)
+        if epoch >= 2:  # update with the statistics of the previous epoch
+            counts = torch.tensor(epochs[epoch - 1], dtype=torch.float64).sum((0, 2))
+            a = counts / (4 * len(epochs[epoch - 1]))
+            expected = 0.7 * expected + 0.3 * a / a.mean()
+        torch.testing.assert_close(decoder.weights.double(), expected, rtol=1e-6, atol=1e-7)
+        for hits in batches:
+            decoder.observe(*_logits_with_accuracy(hits))
+    assert not torch.allclose(decoder.weights, torch.ones(3))
+    # epoch 1's accuracies (before the first update) were a = (5/8, 6/8, 7/8)
+    decoder2 = TemporallyWeightedDecoder(time_steps=3, start=2, beta=0.3)
+    for epoch in range(3):
+        decoder2.on_train_epoch_start(epoch)
+        for hits in epochs[epoch]:
+            decoder2.observe(*_logits_with_accuracy(hits))
+    a1 = torch.tensor([5 / 8, 6 / 8, 7 / 8])
+    torch.testing.assert_close(decoder2.weights, 0.7 + 0.3 * a1 / a1.mean())
+
+
+def test_two_forward_is_the_weighted_mean():
+    decoder = build_decoder("two", 3)
+    decoder.weights.copy_(torch.tensor([0.5, 1.0, 2.0]))
+    o = torch.randn(3, 5, 4)
+    torch.testing.assert_close(decoder(o), (0.5 * o[0] + o[1] + 2.0 * o[2]) / 3)
+
+
+def test_two_settings_are_validated():
+    with pytest.raises(ValueError, match="decoding 'two'"):
+        build_decoder("two", 4, gamma=0.1)
+    with pytest.raises(ValueError, match="beta"):
+        build_decoder("two", 4, beta=1.5)
+
+
+def test_tet_equals_its_formula_by_hand():
+    o = torch.tensor([[[2.0, 0.0]], [[0.0, 1.0]]])  # T=2, B=1, K=2
+    y = torch.tensor([0])
+    lam, phi = 0.2, 1.0
+    ce_1 = -math.log(math.exp(2) / (math.exp(2) + 1))
+    ce_2 = -math.log(1 / (1 + math.e))
+    mse = ((2 - 1) ** 2 + (0 - 1) ** 2 + (0 - 1) ** 2 + (1 - 1) ** 2) / 4
+    expected = (1 - lam) * (ce_1 + ce_2) / 2 + lam * mse
+    loss = get_loss("tet", lam=lam, phi=phi)(o, o.mean(0), y)
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+    # defaults λ = 1e-3, φ = 1
+    assert float(get_loss("tet")(o, o.mean(0), y)) == pytest.approx(0.999 * (ce_1 + ce_2) / 2 + 1e-3 * mse, rel=1e-6)
+    with pytest.raises(ValueError, match="loss 'tet'"):
+        get_loss("tet", gamma=1.0)
+
+
+def _fit_two(tmp_path, epochs=3):
+    L.seed_everything(0, workers=True)
+    data = DigitsDataModule(batch_size=128)
+    model = SpikingClassifier(
+        backbone="mlp", backbone_args={"hidden": [64]}, time_steps=3, decoding="two",
+        decoding_args={"start": 1, "beta": 0.5}, optimizer=functools.partial(torch.optim.Adam, lr=5e-3),
+    )
+    trainer = L.Trainer(
+        max_epochs=epochs, logger=False, enable_progress_bar=False, enable_model_summary=False,
+        accelerator="cpu", devices=1, default_root_dir=str(tmp_path), enable_checkpointing=False,
+    )
+    trainer.fit(model, datamodule=data)
+    return trainer, model, data
+
+
+def test_two_weights_survive_a_checkpoint_and_drive_test_predictions(tmp_path):
+    trainer, model, data = _fit_two(tmp_path)
+    weights = model.decoder.weights.clone()
+    assert not torch.allclose(weights, torch.ones(3))  # updated at the starts of epochs 1 and 2
+    assert "train/step_acc/t1" in trainer.callback_metrics
+    path = tmp_path / "two.ckpt"
+    trainer.save_checkpoint(path)
+    restored = SpikingClassifier.load_from_checkpoint(path, weights_only=False)
+    assert torch.equal(restored.decoder.weights, weights)
+    # prediction uses the weights: make them select the last step only and compare with its argmax
+    restored.eval()
+    x, _ = next(iter(data.test_dataloader()))
+    restored.decoder.weights.copy_(torch.tensor([0.0, 0.0, 3.0]))
+    with torch.no_grad():
+        per_step = restored(x)
+        predicted = restored.predict_step((x,), 0)
+    assert torch.equal(predicted, per_step[-1].argmax(-1))
+    # the test logs both the TWO accuracy and the uniform-weights one
+    restored.decoder.weights.copy_(weights)
+    result = trainer.test(restored, datamodule=data, verbose=False)[0]
+    assert {"test/acc", "test/acc_uniform"} <= set(result)
+    assert result["test/acc"] > 0.5

@@ -1,0 +1,83 @@
+"""``spikegrad report`` over two short quickstart runs that differ in one setting."""
+
+import csv
+import os
+
+import matplotlib.image
+import pytest
+
+from spikegrad.cli import main as spikegrad_main
+from spikegrad.report import Run, differing_settings, flatten
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _quickstart(repo_root, log_dir, name, *overrides):
+    spikegrad_main([
+        "fit", "--config", os.path.join(repo_root, "configs", "quickstart.yaml"),
+        "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "1",
+        "--trainer.limit_test_batches", "1", "--trainer.enable_progress_bar", "false",
+        "--trainer.logger.init_args.save_dir", str(log_dir), "--trainer.logger.init_args.name", name,
+        "--model.backbone_args", "{channels: [8, 16], hidden: 32}",
+        "--checkpoint.dirpath", str(log_dir / name / "ckpt"), *overrides,
+    ])
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    logs = tmp_path_factory.mktemp("logs")
+    _quickstart(REPO_ROOT, logs, "alpha2", "--model.surrogate.alpha", "2.0")
+    _quickstart(REPO_ROOT, logs, "alpha4", "--model.surrogate.alpha", "4.0")
+    return logs
+
+
+def test_report_names_the_difference_and_writes_table_and_plots(two_runs, tmp_path, capsys):
+    out = tmp_path / "report"
+    spikegrad_main(["report", str(two_runs), "--out", str(out)])
+    assert "report.md" in capsys.readouterr().out
+
+    with open(out / "report.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["run"] for row in rows] == ["alpha2/version_0", "alpha4/version_0"]
+    # the only setting the runs differ in (the logger's own folders are not settings)
+    assert [c for c in rows[0] if "." in c] == ["model.surrogate.alpha"]
+    assert [row["model.surrogate.alpha"] for row in rows] == ["2.0", "4.0"]
+    for row in rows:
+        assert 0 < float(row["best_val_acc"]) <= 1 and 0 < float(row["test_acc"]) <= 1
+        assert 0 < float(row["firing_rate"]) < 1
+        assert float(row["grad_sparsity"]) == 0.0  # atan has full support and no mask
+        assert float(row["energy_uJ"]) > 0 and 0 < float(row["snn_to_ann"]) < 1
+        assert int(row["epochs"]) == 2 and float(row["sec_per_epoch"]) > 0
+
+    markdown = (out / "report.md").read_text()
+    assert "`model.surrogate.alpha`" in markdown and "| alpha4/version_0 | 4.0 |" in markdown
+    for png in ("accuracy.png", "firing_rate.png", "grad_sparsity.png"):
+        assert f"]({png})" in markdown
+        pixels = matplotlib.image.imread(out / png)
+        assert pixels.shape[0] > 200 and pixels.shape[1] > 300 and pixels[..., :3].std() > 0.05
+
+
+def test_report_of_a_missing_folder_is_a_one_line_error(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        spikegrad_main(["report", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")])
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "does not exist" in message and "nowhere" in message
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit):
+        spikegrad_main(["report", str(tmp_path / "empty"), "--out", str(tmp_path / "out")])
+    assert "no TensorBoard runs" in capsys.readouterr().err
+
+
+def test_differing_settings_compare_callbacks_by_class():
+    def run(name, config):
+        return Run(path=name, name=name, settings=flatten(config))
+
+    base = {"model": {"surrogate": {"alpha": 2.0}, "backbone_args": {"channels": [8, 16]}}}
+    a = run("a", {**base, "trainer": {"callbacks": {"Dspike": {"enabled": True, "b": 3.0}}}})
+    b = run("b", {**base, "trainer": {"callbacks": {}}})
+    c = run("c", {**base, "trainer": {"callbacks": {"Dspike": {"enabled": True, "b": 1.0}}}})
+    assert a.settings["model.backbone_args.channels"] == "[8, 16]"
+    # b lacks the callback: its arguments add nothing beyond "enabled"
+    assert differing_settings([a, b]) == ["trainer.callbacks.Dspike.enabled"]
+    assert differing_settings([a, b, c]) == ["trainer.callbacks.Dspike.b", "trainer.callbacks.Dspike.enabled"]
+    assert differing_settings([a, a]) == []
