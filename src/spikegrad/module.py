@@ -89,7 +89,7 @@ class SpikingClassifier(L.LightningModule):
             self.metrics.update(
                 {f"{stage}_acc_uniform": MulticlassAccuracy(num_classes=num_classes) for stage in ("val", "test")}
             )
-        self.best_val_acc = 0.0
+        self.best_val_acc = 0.0  # hp_metric: the best validation accuracy so far
 
     # --- model -------------------------------------------------------------------------------------
     def spiking_layers(self) -> dict[str, LIF]:
@@ -171,6 +171,17 @@ class SpikingClassifier(L.LightningModule):
         if acc is not None and not self.trainer.sanity_checking:
             self.best_val_acc = max(self.best_val_acc, float(acc))
             self.log("hp_metric", self.best_val_acc)
+
+    def on_test_epoch_end(self) -> None:
+        # TensorBoard's HPARAMS tab shows the last hp_metric; the logger resets it to -1 when a test starts
+        if self.best_val_acc > 0:
+            self.log("hp_metric", self.best_val_acc)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["best_val_acc"] = self.best_val_acc
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.best_val_acc = checkpoint.get("best_val_acc", 0.0)
 
     # --- optimisation ----------------------------------------------------------------------------------
     def configure_optimizers(self):

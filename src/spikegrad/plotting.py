@@ -27,6 +27,8 @@ def layer_bars_figure(values: Mapping[str, float], mean: float | None, ylabel: s
     names = list(values)
     ax.bar(range(len(names)), [values[n] for n in names], color="tab:blue")
     ax.set_xticks(range(len(names)), [_short(n) for n in names], rotation=30 if len(names) > 6 else 0)
+    top = max([*values.values(), mean or 0.0])
+    ax.set_ylim(0.0, 1.3 * top if top > 0 else 1.0)  # head room so the legend never covers a bar
     if mean is not None:
         ax.axhline(mean, color="tab:red", ls="--", lw=1, label=f"network mean {mean:.3f}")
         ax.legend(loc="upper right", fontsize=8)
