@@ -71,6 +71,15 @@ def test_method_hyperparameters_reach_every_layer(tmp_path, surrogate):
     assert a.surrogate is not b.surrogate
 
 
+def test_accuracy_is_the_fraction_of_correct_samples():
+    model = SpikingClassifier(num_classes=3)
+    metric = model.metrics["test_acc"]
+    # 4 samples of class 0 all right, 1 sample of class 1 wrong: 4/5 correct (a macro average would say 1/2)
+    logits = torch.tensor([[5.0, 0, 0]] * 4 + [[5.0, 0, 0]])
+    target = torch.tensor([0, 0, 0, 0, 1])
+    assert metric(logits, target).item() == pytest.approx(0.8)
+
+
 def test_split_is_seeded():
     a, b, c = DigitsDataModule(split_seed=1), DigitsDataModule(split_seed=1), DigitsDataModule(split_seed=2)
     assert torch.equal(a.split["test"], b.split["test"])

@@ -80,14 +80,14 @@ class SpikingClassifier(L.LightningModule):
         if self.pda.weight > 0:
             for lif in self.spiking_layers().values():
                 lif.keep_potential = True
-        self.metrics = torch.nn.ModuleDict(
-            {f"{stage}_acc": MulticlassAccuracy(num_classes=num_classes) for stage in STAGES}
-        )
+        # accuracy = fraction of correctly classified samples (micro average), the number papers report
+        accuracy = partial(MulticlassAccuracy, num_classes=num_classes, average="micro")
+        self.metrics = torch.nn.ModuleDict({f"{stage}_acc": accuracy() for stage in STAGES})
         # a decoder with adapted per-step weights (TWO) is also scored with uniform weights, for comparison
         self.uniform_decoder = MeanDecoder() if hasattr(self.decoder, "weights") else None
         if self.uniform_decoder is not None:
             self.metrics.update(
-                {f"{stage}_acc_uniform": MulticlassAccuracy(num_classes=num_classes) for stage in ("val", "test")}
+                {f"{stage}_acc_uniform": accuracy() for stage in ("val", "test")}
             )
         self.best_val_acc = 0.0  # hp_metric: the best validation accuracy so far
 

@@ -1,0 +1,1 @@
+"""Studies that train many runs and summarise them (see ``studies/reproduce_small.py``)."""
