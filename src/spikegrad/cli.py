@@ -96,7 +96,7 @@ class SpikegradCLI(LightningCLI):
             ckpt = "best" if best else None
             results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None, verbose=False)
             if self.trainer.is_global_zero and results:
-                summary = ", ".join(f"{k} = {v:.4f}" for k, v in sorted(results[0].items()))
+                summary = ", ".join(f"{k} = {v:.4f}" for k, v in sorted(results[0].items()) if k.startswith("test/"))
                 print(f"\nTest results ({ckpt or 'last'} checkpoint): {summary}")
         log_dir = self.trainer.log_dir  # a collective call under DDP: every process makes it
         if self.trainer.is_global_zero and log_dir:
