@@ -142,24 +142,12 @@ class DVSGestureDataModule(EventDataModule):
         return parts
 
 
-CIFAR10DVS_CLASSES = tuple(td.CIFAR10DVS.classes)
+class _PerClassSplitDataModule(EventDataModule):
+    """Event sets without an official split: per class, the first ``train_fraction`` of the sorted files train.
 
-
-class CIFAR10DVSDataModule(EventDataModule):
-    """CIFAR10-DVS (Li et al. 2017): 10000 recordings (1000 per class) of moving CIFAR-10 images, 128×128×2.
-
-    No official split. Fixed here: per class, files sorted by name with numbers compared numerically, the
-    first 90% (900) train and the last 10% (100) test: 9000 / 1000. Default frames: T = 10 bins at 48×48
-    (as the MSG paper), random horizontal flip and a roll of up to 5 pixels for training.
+    Frames default to T = 10 bins at 48×48 with a random horizontal flip and a roll of up to 5 pixels for
+    training.
     """
-
-    dataset_name = "CIFAR10-DVS"
-    folder = "CIFAR10DVS"
-    num_classes = 10
-    sensor_size = td.CIFAR10DVS.sensor_size
-    layout = "CIFAR10DVS/<class>/*.aedat4 for the classes " + ", ".join(CIFAR10DVS_CLASSES)
-    source = "https://figshare.com/ndownloader/files/38023437 (CIFAR10DVS.zip; extract the class zips)"
-    download_entries = tuple(f"CIFAR10DVS/{name}" for name in CIFAR10DVS_CLASSES)
 
     def __init__(
         self,
@@ -176,6 +164,26 @@ class CIFAR10DVSDataModule(EventDataModule):
             data_dir=data_dir, time_steps=time_steps, target_size=target_size, flip=flip, max_roll=max_roll, **kwargs
         )
 
+
+CIFAR10DVS_CLASSES = tuple(td.CIFAR10DVS.classes)
+
+
+class CIFAR10DVSDataModule(_PerClassSplitDataModule):
+    """CIFAR10-DVS (Li et al. 2017): 10000 recordings (1000 per class) of moving CIFAR-10 images, 128×128×2.
+
+    No official split. Fixed here: per class, files sorted by name with numbers compared numerically, the
+    first 90% (900) train and the last 10% (100) test: 9000 / 1000. Default frames: T = 10 bins at 48×48
+    (as the MSG paper), random horizontal flip and a roll of up to 5 pixels for training.
+    """
+
+    dataset_name = "CIFAR10-DVS"
+    folder = "CIFAR10DVS"
+    num_classes = 10
+    sensor_size = td.CIFAR10DVS.sensor_size
+    layout = "CIFAR10DVS/<class>/*.aedat4 for the classes " + ", ".join(CIFAR10DVS_CLASSES)
+    source = "https://figshare.com/ndownloader/files/38023437 (CIFAR10DVS.zip; extract the class zips)"
+    download_entries = tuple(f"CIFAR10DVS/{name}" for name in CIFAR10DVS_CLASSES)
+
     def _is_complete(self) -> bool:
         return all(has_files(os.path.join(self.root, name), ".aedat4") for name in CIFAR10DVS_CLASSES)
 
@@ -188,7 +196,7 @@ class CIFAR10DVSDataModule(EventDataModule):
         return {"train": ("all", recordings, train), "test": ("all", recordings, test)}
 
 
-class NCaltech101DataModule(EventDataModule):
+class NCaltech101DataModule(_PerClassSplitDataModule):
     """N-Caltech101 (Orchard et al. 2015): Caltech101 images recorded by an ATIS sensor on three saccades.
 
     Recordings differ in size (at most about 240×180 after tonic shifts them to the origin); frames are
@@ -205,21 +213,6 @@ class NCaltech101DataModule(EventDataModule):
     source = "https://www.garrickorchard.com/datasets/n-caltech101 (extract Caltech101.zip into data/NCALTECH101)"
     download_entries = ("NCALTECH101/Caltech101",)
     background = "BACKGROUND_Google"
-
-    def __init__(
-        self,
-        data_dir: str = "data",
-        time_steps: int = 10,
-        target_size: tuple[int, int] | None = (48, 48),
-        flip: bool = True,
-        max_roll: int = 5,
-        train_fraction: float = 0.9,
-        **kwargs,
-    ):
-        self.train_fraction = train_fraction
-        super().__init__(
-            data_dir=data_dir, time_steps=time_steps, target_size=target_size, flip=flip, max_roll=max_roll, **kwargs
-        )
 
     def _is_complete(self) -> bool:
         return has_files(os.path.join(self.root, "Caltech101"), ".bin")
