@@ -55,13 +55,8 @@ PAPER_INPUTS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Batches of 1-4 samples: one intra-op thread is faster than two, and much faster on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# batches of 1-4 samples: one intra-op thread is faster than two, and much faster on a busy machine
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def count_parameters(module: torch.nn.Module) -> int:

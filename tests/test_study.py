@@ -7,23 +7,11 @@ import json
 import os
 import sys
 
-import pytest
-import torch
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from studies import reproduce_small as study  # noqa: E402
-
-
-@pytest.fixture
-def one_thread():
-    """The study's setting: tiny nets train fastest on one intra-op thread (and much faster on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny_spec(tmp_path) -> dict:
