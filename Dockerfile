@@ -12,10 +12,18 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MPLCONFIGDIR=/tmp/matplotlib \
     SPIKEGRAD_GIT_COMMIT=${GIT_COMMIT}
 
+# a C compiler: pip builds spikegrad's one C extension (the MSG masks, src/spikegrad/kernels/_bernoulli.c), and
+# torch.compile (the neuron's backend "compile") generates C++ on the CPU and needs one for Triton on CUDA.
+# The distribution's current compiler is what is wanted here, so its version is not pinned.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc g++ libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+
 # the project, with every dependency pinned to the resolved versions kept in the repository
 WORKDIR /opt/spikegrad
 COPY requirements/constraints.txt requirements/constraints.txt
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY src ./src
 RUN pip install --no-cache-dir -c requirements/constraints.txt /opt/spikegrad
 

@@ -7,7 +7,8 @@ library gives the same spikes and input gradients as spikegrad.
 
 * ``spikegrad <backend>``: the layer :class:`spikegrad.neurons.LIF` (``backend`` eager / compile; the compile
   layer writes only the spikes and recomputes ``h`` in backward);
-* ``spikegrad MSG p=0.5``: the same with the masked surrogate gradient (fresh Bernoulli mask every backward);
+* ``spikegrad <backend> MSG p=0.5``: the same with the masked surrogate gradient (fresh Bernoulli mask every
+  backward);
 * ``SpikingJelly LIFNode``: ``neuron.LIFNode(step_mode="m")``, whose multi-step op on CPU is its torch backend
   (its cupy/triton backends run only on CUDA; with ``--device cuda`` they are picked automatically);
 * ``snnTorch Leaky``: ``snn.Leaky(beta=0.5, reset_mechanism="zero")`` stepped over T in Python (its reset is
@@ -125,7 +126,7 @@ def main(argv=None) -> str:
         x = (torch.randn(T, args.batch, args.neurons, device=args.device) * 1.5 + 0.5).requires_grad_()
         grad = torch.randn_like(x)
         fns = {f"spikegrad {b}": ours(b) for b in args.backends}
-        fns["spikegrad MSG p=0.5"] = ours(args.backends[0], mask_p=0.5)
+        fns.update({f"spikegrad {b} MSG p=0.5": ours(b, mask_p=0.5) for b in args.backends})
         if not args.no_libraries:
             fns["SpikingJelly LIFNode"] = spikingjelly()
             fns["snnTorch Leaky"] = snntorch()

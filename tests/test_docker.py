@@ -103,3 +103,14 @@ def test_entrypoint_user_and_volumes_are_the_documented_ones(repo_root):
     assert os.path.isfile(os.path.join(repo_root, config))  # a repository config, copied into the image:
     assert any(kind == "COPY" and a.split()[-2:] == ["configs", f"{workdir}/configs"] for kind, a in steps)
     assert ".venv" in _read(repo_root, ".dockerignore").split()
+
+
+def test_image_has_a_c_compiler_before_the_project_is_built(repo_root):
+    """pip builds the C extension of the MSG masks (setup.py); torch.compile needs a compiler too."""
+    steps = _instructions(_read(repo_root, "Dockerfile"))
+    runs = [a for kind, a in steps if kind == "RUN"]
+    apt = next(i for i, a in enumerate(runs) if "apt-get install" in a)
+    pip = next(i for i, a in enumerate(runs) if "pip install" in a)
+    assert apt < pip and all(tool in runs[apt].split() for tool in ("gcc", "g++"))
+    copies = [a.split() for kind, a in steps if kind == "COPY"]
+    assert any("setup.py" in c[:-1] for c in copies)

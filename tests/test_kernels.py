@@ -74,6 +74,28 @@ def test_compiled_masking_drops_about_p_and_keeps_the_rest_rescaled():
     assert not torch.equal(g1 == 0, g2 == 0)  # a fresh mask on every backward
 
 
+@pytest.mark.parametrize("layer", [False, True], ids=["lif_multistep", "LIF-layer"])
+def test_compiled_and_eager_drop_the_same_entries_for_one_seed(layer):
+    """Both backends draw the MSG mask from the same stream: same seed, same gradient (rescale and fill too)."""
+    masked = surrogates.get("atan", mask_p=0.5, mask_rescale=True, mask_fill=0.05)
+    kw = dict(tau=1.8, v_threshold=0.8, reset="hard", detach_reset=False, decay_input=True)
+    g = torch.Generator().manual_seed(6)
+    x = (torch.randn(5, 3, 40, generator=g, dtype=torch.float64) * 1.5 + 0.9).requires_grad_()
+    grad_s = torch.randn(x.shape, generator=g, dtype=x.dtype)
+    grads = {}
+    for backend in ("eager", "compile"):
+        torch.manual_seed(9)
+        if layer:
+            spikes = LIF(**kw, surrogate=masked, backend=backend)(x)
+        else:
+            spikes, _ = lif_multistep(x, masked, backend=backend, **kw)
+        (grads[backend],) = torch.autograd.grad(spikes, x, grad_s)
+    torch.testing.assert_close(grads["compile"], grads["eager"], rtol=1e-6, atol=1e-12)
+    torch.manual_seed(10)
+    (other,) = torch.autograd.grad(lif_multistep(x, masked, backend="compile", **kw)[0], x, grad_s)
+    assert not torch.allclose(other, grads["eager"])  # another seed, another mask
+
+
 def test_backend_is_a_setting_with_one_line_errors():
     layer = LIF.from_settings(NeuronSettings(backend="compile"), SurrogateSettings())
     assert layer.backend == "compile" and "backend='compile'" in repr(layer)

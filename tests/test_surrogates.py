@@ -94,3 +94,15 @@ def test_config_round_trip():
     config = s.config()
     rebuilt = surrogates.get(config.pop("name"), **config)
     assert rebuilt.config() == s.config()
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_scaled_grad_and_zero_at_infinity(name, dtype):
+    """``grad_(x, s) = s·g(x)`` (MSG's rescale, folded into each shape) and ``g(+∞) = 0`` exactly (MSG's drop)."""
+    surrogate = surrogates.get(name, alpha=1.3)
+    x = torch.cat([torch.linspace(-2, 2, 401, dtype=dtype), torch.tensor([math.inf], dtype=dtype)])
+    plain = surrogate.grad(x)
+    scaled = surrogate.grad_(x.clone(), 1 / 0.35)
+    torch.testing.assert_close(scaled, plain / 0.35)
+    assert plain[-1].item() == 0.0 and scaled[-1].item() == 0.0

@@ -38,6 +38,7 @@ from torch import nn
 
 from spikegrad import surrogates
 from spikegrad.kernels import check_backend, compiled
+from spikegrad.kernels.masks import BernoulliMask
 from spikegrad.surrogates import Surrogate
 
 __all__ = ["LIF", "NeuronSettings", "SurrogateSettings", "lif_multistep"]
@@ -139,10 +140,16 @@ def _forward_eager(x, decay, input_scale, v_threshold, hard_reset):
 def _backward_eager(h_seq, grad_spikes, grad_h_ext, decay, input_scale, v_threshold, hard_reset, detach_reset,
                     surrogate, recorder):
     """``∂L/∂x`` for all steps: per-element factors vectorised over T, then one fused multiply-add per step."""
-    # g = ∂s/∂h for all steps at once, in a fresh buffer the surrogate overwrites.
-    g = surrogate.grad_(torch.sub(h_seq, v_threshold))
-    if surrogate.mask_p > 0.0:
-        g = _mask_(g, surrogate)
+    # g = ∂s/∂h for all steps at once, in a fresh buffer the surrogate overwrites. MSG: the buffer holds +∞ at
+    # the dropped entries (g(+∞) = 0), written in the same pass as h - θ; see spikegrad.kernels.masks.
+    p = surrogate.mask_p
+    if p > 0.0:
+        mask = BernoulliMask(h_seq, p)
+        g = surrogate.grad_(mask.shifted(h_seq, v_threshold), 1.0 / (1.0 - p) if surrogate.mask_rescale else 1.0)
+        if surrogate.mask_fill != 0.0:
+            mask.fill_(g, surrogate.mask_fill)
+    else:
+        g = surrogate.grad_(torch.sub(h_seq, v_threshold))
     if recorder is not None:
         recorder["surrogate_zero_fraction"] = (g == 0).float().mean().detach()
     T = h_seq.shape[0]
@@ -176,27 +183,6 @@ def _backward_eager(h_seq, grad_spikes, grad_h_ext, decay, input_scale, v_thresh
     if recorder is not None:
         recorder["grad_h_zero_fraction"] = (grad_h == 0).float().mean().detach()
     return grad_h.mul_(input_scale) if input_scale != 1.0 else grad_h
-
-
-def _mask_(g: torch.Tensor, surrogate: Surrogate) -> torch.Tensor:
-    """MSG: ``g̃ = g ⊙ m`` (masked entries set to ``mask_fill``), ``m ~ Bernoulli(1 - p)`` i.i.d. per entry.
-
-    The uniform numbers are 16-bit integers, four from each 64-bit draw of torch's generator (drawing is the
-    cost of masking on CPU): ``m = 1[u >= p]`` with ``u`` uniform on the multiples of 2⁻¹⁶, i.e. ``p`` is used
-    rounded to a multiple of 2⁻¹⁶ (an error below 8·10⁻⁶).
-    """
-    p = surrogate.mask_p
-    n = g.numel()
-    bits = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=g.device)
-    u = bits.view(torch.int16)[:n].view(g.shape)
-    cut = round(p * 65536) - 32768
-    keep = torch.ge(u, cut, out=torch.empty_like(g))
-    if surrogate.mask_rescale:
-        g.mul_(1.0 / (1.0 - p))
-    g.mul_(keep)
-    if surrogate.mask_fill != 0.0:
-        g.add_(torch.rsub(keep, 1.0), alpha=surrogate.mask_fill)
-    return g
 
 
 def lif_multistep(

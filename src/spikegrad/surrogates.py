@@ -78,8 +78,12 @@ class Surrogate:
         self.mask_fill = float(mask_fill)
 
     # --- the maths -------------------------------------------------------------------------------
-    def grad_(self, x: torch.Tensor) -> torch.Tensor:
-        """``g(x)``, computed in place in ``x`` (the neuron's backward owns that buffer) and returned."""
+    def grad_(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        """``scale·g(x)``, computed in place in ``x`` (the neuron's backward owns that buffer) and returned.
+
+        ``g(+∞)`` must be exactly 0: the neuron's backward marks the entries that MSG drops with ``x = +∞``.
+        ``scale`` (> 0) is MSG's rescale ``1/(1 - p)``, folded into the last operation of each shape.
+        """
         raise NotImplementedError
 
     def grad(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,9 +120,9 @@ class Rectangle(Surrogate):
     name = "rectangle"
     default_alpha = 1.0
 
-    def grad_(self, x: torch.Tensor) -> torch.Tensor:
+    def grad_(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         a = self.alpha
-        return x.abs_().le_(a / 2).mul_(1.0 / a)
+        return x.abs_().le_(a / 2).mul_(scale / a)
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
         return (x / self.alpha + 0.5).clamp(0.0, 1.0)
@@ -136,10 +140,10 @@ class Triangle(Surrogate):
     name = "triangle"
     default_alpha = 1.0
 
-    def grad_(self, x: torch.Tensor) -> torch.Tensor:
+    def grad_(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         a = self.alpha
-        # α - α²|x| as one fused op (0-d tensor minus scaled tensor), then the clamp: three passes.
-        return torch.sub(x.new_full((), a), x.abs_(), alpha=a * a, out=x).clamp_(min=0.0)
+        # s·(α - α²|x|) as one fused op (0-d tensor minus scaled tensor), then the clamp: three passes.
+        return torch.sub(x.new_full((), a * scale), x.abs_(), alpha=a * a * scale, out=x).clamp_(min=0.0)
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
         a = self.alpha
@@ -156,11 +160,11 @@ class Sigmoid(Surrogate):
     name = "sigmoid"
     default_alpha = 4.0
 
-    def grad_(self, x: torch.Tensor) -> torch.Tensor:
+    def grad_(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         a = self.alpha
         sig = x.mul_(a).sigmoid_()
         # σ - σ² in one fused multiply-add, in place.
-        return torch.addcmul(sig, sig, sig, value=-1.0, out=sig).mul_(a)
+        return torch.addcmul(sig, sig, sig, value=-1.0, out=sig).mul_(a * scale)
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.alpha * x)
@@ -172,10 +176,10 @@ class ATan(Surrogate):
     name = "atan"
     default_alpha = 2.0
 
-    def grad_(self, x: torch.Tensor) -> torch.Tensor:
+    def grad_(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         a = self.alpha
-        # Written as 1 / (k + k·c²·x²) with k = 2/α, c = π/2·α: one fused multiply-add and a reciprocal.
-        k, c = 2.0 / a, math.pi / 2 * a
+        # Written as 1 / (k + k·c²·x²) with k = 2/(α·scale), c = π/2·α: one fused multiply-add and a reciprocal.
+        k, c = 2.0 / (a * scale), math.pi / 2 * a
         return torch.addcmul(x.new_full((), k), x, x, value=k * c * c, out=x).reciprocal_()
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
@@ -200,10 +204,10 @@ class DSpike(Surrogate):
             raise ValueError(f"surrogate 'dspike': width must be > 0, got {width!r}")
         self.width = float(width)
 
-    def grad_(self, x: torch.Tensor) -> torch.Tensor:
+    def grad_(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         b, w = self.alpha, self.width
         inside = x.abs().le_(w / 2)  # 0/1 as floats: float masks are much faster than boolean ones on CPU
-        k = b / (2 * w * math.tanh(b / 2))
+        k = scale * b / (2 * w * math.tanh(b / 2))
         t = x.mul_(b / w).tanh_()
         # k·(1 - tanh²) as one fused multiply-add, in place.
         return torch.addcmul(t.new_full((), k), t, t, value=-k, out=t).mul_(inside)

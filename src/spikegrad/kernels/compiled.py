@@ -17,8 +17,9 @@ The eager implementation in :mod:`spikegrad.neurons` is the reference; the tests
 Settings (λ, κ, θ, reset, surrogate shape and parameter, masking) are constants of a kernel: every distinct
 setting compiles its own kernel once (a few seconds, see ``docs/benchmarks.md``), and so does every new ``T``;
 the neuron count ``M`` becomes a dynamic size after the second shape seen, so layers of different widths share
-a kernel. MSG masks inside a compiled kernel come from the compiler's own random generator (seeded from
-torch's default generator), not from the eager stream, so masks differ from the eager path's for one seed.
+a kernel. MSG masks are drawn outside the kernel by :class:`spikegrad.kernels.masks.BernoulliMask` (the
+stream the eager backward uses) and read as 0/1 floats, so for dense inputs both backends drop the same entries
+for one seed.
 Kernels never produce boolean tensors: boolean stores are slow in the CPU code the compiler emits.
 """
 
@@ -29,6 +30,7 @@ from collections.abc import Callable
 
 import torch
 
+from spikegrad.kernels.masks import BernoulliMask
 from spikegrad.surrogates import Surrogate
 
 _CACHE: dict[tuple, Callable] = {}
@@ -91,7 +93,9 @@ def _make_backward(
 ):
     p, rescale, fill = surrogate.mask_p, surrogate.mask_rescale, surrogate.mask_fill
 
-    def backward(saved: torch.Tensor, grad_s: torch.Tensor | None, grad_h: torch.Tensor | None) -> torch.Tensor:
+    def backward(
+        saved: torch.Tensor, grad_s: torch.Tensor | None, grad_h: torch.Tensor | None, kept: torch.Tensor | None,
+    ) -> torch.Tensor:
         if from_input:  # ``saved`` is x: recompute h (cheap arithmetic instead of a stored tensor)
             potentials, _ = _potentials(saved, decay, input_scale, v_threshold, hard_reset)
         else:
@@ -101,11 +105,10 @@ def _make_backward(
         for t in range(len(potentials) - 1, -1, -1):
             h = potentials[t]
             g = surrogate.grad(h - v_threshold)
-            if p > 0.0:
-                keep = torch.rand_like(g) >= p
+            if p > 0.0:  # kept: the MSG mask (1/0 floats), drawn outside the kernel (spikegrad.kernels.masks)
                 if rescale:
                     g = g * (1.0 / (1.0 - p))
-                g = torch.where(keep, g, fill)
+                g = torch.where(kept[t] != 0, g, fill)
             a = grad_s[t] * g if has_grad_s else torch.zeros_like(g)
             if has_grad_h:
                 a = a + grad_h[t]
@@ -181,9 +184,11 @@ def lif_backward(
         grad_s is not None, grad_h is not None, from_input,
     ))
     order = _memory_order(saved)
+    kept = BernoulliMask(saved, surrogate.mask_p).kept(saved) if surrogate.mask_p > 0.0 else None
     gx = fn(
         _rows(saved, order),
         None if grad_s is None else _rows(grad_s, order),
         None if grad_h is None else _rows(grad_h, order),
+        None if kept is None else _rows(kept, order),
     )
     return _unrows(gx, saved, order)
