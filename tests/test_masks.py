@@ -1,6 +1,7 @@
 """The MSG mask generator (spikegrad.kernels.masks): the SplitMix64 stream, exact p, masks independent of threads."""
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -96,3 +97,13 @@ def test_layout_checks_are_one_line_errors():
         mask.shifted(torch.zeros(4, 5), 1.0)
     with pytest.raises(ValueError, match="potentials must be float32 or float64 for the CPU mask, got bfloat16"):
         mask.shifted(torch.zeros(4, 6, dtype=torch.bfloat16), 1.0)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_masks_share_torchs_openmp_runtime():
+    """The extension needs libgomp.so.1, which the loader finds already loaded with torch: one thread pool."""
+    from spikegrad.kernels import _bernoulli  # noqa: F401
+
+    with open("/proc/self/maps") as maps:
+        runtimes = {line.split()[-1] for line in maps if "libgomp" in line}
+    assert len(runtimes) == 1, runtimes
