@@ -1,6 +1,7 @@
 """The MSG mask generator (spikegrad.kernels.masks): the SplitMix64 stream, exact p, masks independent of threads."""
 
 import math
+import os
 import sys
 
 import numpy as np
@@ -101,9 +102,12 @@ def test_layout_checks_are_one_line_errors():
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
 def test_masks_share_torchs_openmp_runtime():
-    """The extension needs libgomp.so.1, which the loader finds already loaded with torch: one thread pool."""
+    """The extension needs libgomp.so.1, which the loader finds already loaded with torch: one thread pool.
+
+    (Other packages may bring OpenMP runtimes of their own under other names, e.g. scikit-learn's.)
+    """
     from spikegrad.kernels import _bernoulli  # noqa: F401
 
     with open("/proc/self/maps") as maps:
-        runtimes = {line.split()[-1] for line in maps if "libgomp" in line}
-    assert len(runtimes) == 1, runtimes
+        runtimes = {line.split()[-1] for line in maps if line.rstrip().endswith("/libgomp.so.1")}
+    assert len(runtimes) == 1 and os.path.dirname(torch.__file__) in next(iter(runtimes)), runtimes
