@@ -15,7 +15,7 @@
  * Functions (all release the GIL; pointers come from torch tensors, checked by spikegrad/kernels/masks.py):
  *   shift(h, out, n, is_double, threshold, seed, cut)  out[i] = kept ? h[i] - threshold : +inf
  *   fill(g, n, is_double, value, seed, cut)            g[i] = kept ? g[i] : value     (in place)
- *   keep(out_f32, n, seed, cut)                        out[i] = kept ? 1.0f : 0.0f
+ *   keep(out_u8, n, seed, cut)                         out[i] = kept ? 1 : 0
  *   bits(out_u32, n, seed)                             out[i] = u[i]                 (for tests)
  *
  * The 64-bit arithmetic is written with GCC/Clang vector extensions, eight words at a time, so that every
@@ -110,8 +110,8 @@ CLONES static void run_range(enum op op, const void *src, void *dst, size_t begi
             break;
         }
         case OP_KEEP: {
-            float *out = (float *)dst + b;
-            for (size_t i = 0; i < m; i++) out[i] = u[i] >= cut ? 1.0f : 0.0f;
+            uint8_t *out = (uint8_t *)dst + b;
+            for (size_t i = 0; i < m; i++) out[i] = (uint8_t)(u[i] >= cut);
             break;
         }
         }
@@ -188,7 +188,7 @@ static PyObject *py_bits(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"shift", py_shift, METH_VARARGS, "out = kept ? h - threshold : +inf (float32/float64, in memory order)"},
     {"fill", py_fill, METH_VARARGS, "g = kept ? g : value, in place"},
-    {"keep", py_keep, METH_VARARGS, "out (float32) = kept ? 1 : 0"},
+    {"keep", py_keep, METH_VARARGS, "out (uint8) = kept ? 1 : 0"},
     {"bits", py_bits, METH_VARARGS, "out (uint32) = the uniform numbers of the stream"},
     {NULL, NULL, 0, NULL},
 };

@@ -18,7 +18,7 @@ Settings (λ, κ, θ, reset, surrogate shape and parameter, masking) are constan
 setting compiles its own kernel once (a few seconds, see ``docs/benchmarks.md``), and so does every new ``T``;
 the neuron count ``M`` becomes a dynamic size after the second shape seen, so layers of different widths share
 a kernel. MSG masks are drawn outside the kernel by :class:`spikegrad.kernels.masks.BernoulliMask` (the
-stream the eager backward uses) and read as 0/1 floats, so for dense inputs both backends drop the same entries
+stream the eager backward uses) and read as ``uint8``, so for dense inputs both backends drop the same entries
 for one seed.
 Kernels never produce boolean tensors: boolean stores are slow in the CPU code the compiler emits.
 """
@@ -105,10 +105,11 @@ def _make_backward(
         for t in range(len(potentials) - 1, -1, -1):
             h = potentials[t]
             g = surrogate.grad(h - v_threshold)
-            if p > 0.0:  # kept: the MSG mask (1/0 floats), drawn outside the kernel (spikegrad.kernels.masks)
-                if rescale:
-                    g = g * (1.0 / (1.0 - p))
-                g = torch.where(kept[t] != 0, g, fill)
+            if p > 0.0:  # kept: the MSG mask (uint8 1/0), drawn outside the kernel (spikegrad.kernels.masks)
+                k = kept[t].to(g.dtype)  # a multiply, not torch.where: see BernoulliMask.kept
+                g = g * (k * (1.0 / (1.0 - p)) if rescale else k)
+                if fill != 0.0:
+                    g = g + fill * (1.0 - k)
             a = grad_s[t] * g if has_grad_s else torch.zeros_like(g)
             if has_grad_h:
                 a = a + grad_h[t]

@@ -13,7 +13,7 @@ Lightning's ``seed_everything``, and the generator state stored in checkpoints) 
 number of threads. As the stream is a function of ``(seed, i)``, nothing is stored: the neuron's backward
 writes ``h - θ`` with ``+∞`` at the dropped entries in the pass it makes anyway (every surrogate is exactly 0
 at ``+∞``, tested), a substitute derivative (``mask_fill``) is a second pass over the same mask, and the
-compiled backward reads the mask as a tensor of 0/1 floats. The generator runs on torch's OpenMP threads.
+compiled backward reads the mask as a ``uint8`` tensor. The generator runs on torch's OpenMP threads.
 
 On other devices (CUDA) the mask is ``torch.rand(...) >= p`` from that device's own generator (fast there);
 the masks then differ from the CPU's for the same seed.
@@ -102,14 +102,15 @@ class BernoulliMask:
         return g
 
     def kept(self, like: torch.Tensor | None = None) -> torch.Tensor:
-        """The mask as a float32 tensor of 1 (kept) and 0 (dropped), laid out like ``like`` (default: contiguous).
+        """The mask as a ``uint8`` tensor of 1 (kept) and 0 (dropped), laid out like ``like`` (default: contiguous).
 
-        Float, not ``uint8`` or ``bool``: the kernels ``torch.compile`` generates for the CPU load narrow types in
-        partial vectors, which made a compiled backward reading a ``uint8`` mask 6× slower (measured).
+        A kernel that reads it should multiply by ``kept.to(float)``: in the CPU code ``torch.compile`` generates,
+        that is as fast as a float mask with a quarter of the memory traffic, while ``torch.where(kept != 0, ...)``
+        was 6× slower (measured, ``docs/benchmarks.md``).
         """
-        out = torch.empty(self.shape, dtype=torch.float32, device=self.device) if like is None else \
-            torch.empty_like(like, dtype=torch.float32)
-        self._check(out, "mask", (torch.float32,))
+        out = torch.empty(self.shape, dtype=torch.uint8, device=self.device) if like is None else \
+            torch.empty_like(like, dtype=torch.uint8)
+        self._check(out, "mask", (torch.uint8,))
         if not self.native:
             return out.copy_(self._kept)
         _bernoulli.keep(out.data_ptr(), out.numel(), self.seed, self.cut, torch.get_num_threads())
