@@ -33,6 +33,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/bench_neuron.py
 	$(BIN)/python benchmarks/bench_network.py
 	$(BIN)/python benchmarks/bench_quickstart.py
+	$(BIN)/python benchmarks/bench_msg.py
 
 # CPU-scale reproduction study (docs/reproduction_small.md): trains every run in one process, then writes the
 # tables and plots; about 20 min on 2 CPU cores (5 seeds). STUDY_ARGS, e.g. "--only msg_p_sweep" or "--report-only".

@@ -20,8 +20,9 @@ with ``∂v/∂h = 1 - s`` (hard) or ``1`` (soft) when the reset's gradient is d
 The whole sequence is one :class:`torch.autograd.Function`: forward saves only the potentials ``h`` (in the
 compute dtype; spikes are recomputed as ``h >= θ``) and writes them in place, with one comparison and one fused
 multiply-add per step; backward computes every per-element factor for all ``T`` steps in a few vectorised
-kernels, leaving one fused multiply-add per step in the time recursion. Masks and reset factors are float
-0/1 tensors, never boolean ones (boolean arithmetic is several times slower on CPU). The state starts at zero
+kernels, leaving one fused multiply-add per step in the time recursion. Reset factors are float 0/1 tensors,
+never boolean ones (boolean arithmetic is several times slower on CPU); MSG's dropped entries are ``+∞`` in the
+shifted potentials ``h - θ`` the surrogate reads (:mod:`spikegrad.kernels.masks`). The state starts at zero
 on every call, so there is nothing to reset between batches. ``backend="compile"`` swaps both passes for
 ``torch.compile``-generated kernels (:mod:`spikegrad.kernels`). A step-by-step autograd reference lives in
 :mod:`spikegrad.reference`; the tests prove them equal.
