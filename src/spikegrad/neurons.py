@@ -146,7 +146,8 @@ def _backward_eager(h_seq, grad_spikes, grad_h_ext, decay, input_scale, v_thresh
     p = surrogate.mask_p
     if p > 0.0:
         mask = BernoulliMask(h_seq, p)
-        g = surrogate.grad_(mask.shifted(h_seq, v_threshold), 1.0 / (1.0 - p) if surrogate.mask_rescale else 1.0)
+        shifted = mask.shifted(h_seq, v_threshold)
+        g = surrogate.grad_(shifted, 1.0 / (1.0 - p)) if surrogate.mask_rescale else surrogate.grad_(shifted)
         if surrogate.mask_fill != 0.0:
             mask.fill_(g, surrogate.mask_fill)
     else:

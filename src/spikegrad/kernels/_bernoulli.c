@@ -13,23 +13,23 @@
  * be stored, and a second pass (fill) sees the same mask.
  *
  * Functions (all release the GIL; pointers come from torch tensors, checked by spikegrad/kernels/masks.py):
- *   shift(h, out, n, is_double, threshold, seed, cut)  out[i] = kept ? h[i] - threshold : +inf
- *   fill(g, n, is_double, value, seed, cut)            g[i] = kept ? g[i] : value     (in place)
- *   keep(out_u8, n, seed, cut)                         out[i] = kept ? 1 : 0
- *   bits(out_u32, n, seed)                             out[i] = u[i]                 (for tests)
+ *   shift(h, out, n, is_double, threshold, seed, cut, threads)  out[i] = kept ? h[i] - threshold : +inf
+ *   fill(g, n, is_double, value, seed, cut, threads)            g[i] = kept ? g[i] : value   (in place)
+ *   keep(out_u8, n, seed, cut, threads)                         out[i] = kept ? 1 : 0
+ *   bits(out_u32, n, seed)                                      out[i] = u[i]               (for tests)
  *
  * The 64-bit arithmetic is written with GCC/Clang vector extensions, eight words at a time, so that every
  * instruction set vectorises it (AVX-512DQ has a 64-bit multiply; AVX2 and SSE2 get it emulated); on x86-64
- * Linux the hot function is cloned for x86-64-v4, -v3 and the baseline and picked at load time. It runs on
- * the calling thread only: extra threads started here compete with torch's OpenMP workers, which keep
- * spinning for a while after each parallel operation, and were slower than one thread on 2 cores (measured).
+ * Linux the hot function is cloned for x86-64-v4, -v3 and the baseline and picked at load time.
+ *
+ * Threads: chunks of CHUNK elements are shared out by an OpenMP loop. Built with -fopenmp on Linux, the module
+ * needs libgomp.so.1, and the loader binds it to the copy torch has already loaded, so the loop runs on torch's
+ * own worker threads (setup.py). Threads of our own were slower than one thread on 2 cores (measured): torch's
+ * workers keep spinning for a while after each parallel operation and took the second core from them.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #include <stdint.h>
 #include <string.h>
 
