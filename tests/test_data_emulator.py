@@ -84,11 +84,11 @@ def test_event_digits_datamodule_generates_caches_and_batches(tmp_path, few_digi
     assert x.shape == (8, 5, 2, 34, 34) and x.dtype == torch.float32 and y.dtype == torch.int64
     assert dm.input_shape == (2, 34, 34) and dm.encoding == "sequence"
     # frames count the events: total over a sample = its number of events
-    recordings = dm._recordings()["train"][1]
+    recordings = dm._load_parts()["all"]
     index = dm.test_set.indices[0]
     frames, label = dm.test_set[0]
     assert frames.sum() == len(recordings[index][0]) and label == few_digits[1][index]
     again = EventDigitsDataModule(data_dir=str(tmp_path), time_steps=5, batch_size=8, steps_per_saccade=4)
     again.prepare_data()
     assert os.path.getmtime(path) == mtime  # cached, not regenerated
-    np.testing.assert_array_equal(again._recordings()["train"][1][3][0], recordings[3][0])
+    np.testing.assert_array_equal(again._load_parts()["all"][3][0], recordings[3][0])

@@ -6,35 +6,34 @@ import pickle
 import numpy as np
 import pytest
 import torch
+import torchvision.datasets as tvd
 import torchvision.datasets.cifar as tv_cifar
 
+from _data_files import write_idx
 from spikegrad.data import (
     CIFAR10DataModule,
     CIFAR100DataModule,
+    CorruptFileError,
     DatasetNotFoundError,
     FashionMNISTDataModule,
+    IncompleteDatasetError,
     MNISTDataModule,
 )
 from spikegrad.data.static import Cutout
 
 
-def write_idx(folder, prefix, images, labels):
-    """idx format (LeCun): big-endian magic 2051/2049, sizes, then unsigned bytes."""
-    os.makedirs(folder, exist_ok=True)
-    n, rows, cols = images.shape
-    with open(os.path.join(folder, f"{prefix}-images-idx3-ubyte"), "wb") as f:
-        f.write(np.array([2051, n, rows, cols], dtype=">i4").tobytes() + images.astype(np.uint8).tobytes())
-    with open(os.path.join(folder, f"{prefix}-labels-idx1-ubyte"), "wb") as f:
-        f.write(np.array([2049, n], dtype=">i4").tobytes() + labels.astype(np.uint8).tobytes())
+def make_mnist(root, folder="MNIST", n_train=20, n_test=6):
+    rng = np.random.default_rng(0)
+    raw = os.path.join(root, folder, "raw")
+    write_idx(raw, "train", rng.integers(0, 256, (n_train, 28, 28)), np.arange(n_train) % 10)
+    write_idx(raw, "t10k", np.full((n_test, 28, 28), 255), np.arange(9, 9 - n_test, -1))
+    return raw
 
 
 @pytest.mark.parametrize("module, folder", [(MNISTDataModule, "MNIST"), (FashionMNISTDataModule, "FashionMNIST")])
 def test_mnist_idx_files(tmp_path, module, folder):
-    rng = np.random.default_rng(0)
-    raw = tmp_path / folder / "raw"
-    write_idx(raw, "train", rng.integers(0, 256, (20, 28, 28)), np.arange(20) % 10)
-    write_idx(raw, "t10k", np.full((6, 28, 28), 255), np.array([9, 8, 7, 6, 5, 4]))
-    dm = module(data_dir=str(tmp_path), batch_size=4, val_fraction=0.2, download=False)
+    make_mnist(tmp_path, folder)
+    dm = module(data_dir=str(tmp_path), batch_size=4, val_fraction=0.2, download=False, allow_subset=True)
     dm.prepare_data()
     dm.setup()
     assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (16, 4, 6)
@@ -43,7 +42,7 @@ def test_mnist_idx_files(tmp_path, module, folder):
     torch.testing.assert_close(x, torch.full_like(x, (1.0 - dm.mean[0]) / dm.std[0]))
     assert dm.input_shape == (1, 28, 28) and dm.encoding == "direct"
     # the seeded split does not depend on anything else
-    again = module(data_dir=str(tmp_path), val_fraction=0.2, download=False)
+    again = module(data_dir=str(tmp_path), val_fraction=0.2, download=False, allow_subset=True)
     again.setup()
     assert again.val_set.indices == dm.val_set.indices
 
@@ -96,8 +95,67 @@ def test_missing_static_set(tmp_path):
     with pytest.raises(DatasetNotFoundError) as info:
         dm.prepare_data()
     message = str(info.value)
-    assert message.startswith(f"CIFAR-10 not found at {tmp_path / 'cifar-10-batches-py'} (download=False)")
+    assert message.startswith(f"CIFAR-10: {tmp_path / 'cifar-10-batches-py'}: not found (download=False)")
     assert "data_batch_1..5" in message and "cifar-10-python.tar.gz" in message
+
+
+def test_truncated_idx_file_is_named_and_no_download_is_thrown_away(tmp_path, monkeypatch):
+    raw = make_mnist(tmp_path)
+    path = os.path.join(raw, "train-images-idx3-ubyte")
+    with open(path, "r+b") as f:
+        f.truncate(16 + 20 * 784 - 100)
+    expected = (
+        f"^MNIST: {path}: 15596 bytes, the idx header promises 20 items in 15696 bytes \\(truncated or padded\\); "
+        "delete it and run again with download: true to fetch a fresh copy$"
+    )
+    with pytest.raises(CorruptFileError, match=expected):
+        MNISTDataModule(data_dir=str(tmp_path), allow_subset=True).setup()
+    # a missing file is downloaded, but never over a damaged one that is present
+    os.remove(os.path.join(raw, "t10k-labels-idx1-ubyte"))
+    fetched = []
+    monkeypatch.setattr(tvd.MNIST, "download", lambda self: fetched.append(self.root))
+    with pytest.raises(CorruptFileError, match=expected):
+        MNISTDataModule(data_dir=str(tmp_path), allow_subset=True).prepare_data()
+    assert fetched == []
+
+
+def test_a_missing_idx_file_is_downloaded_alone(tmp_path, monkeypatch):
+    raw = make_mnist(tmp_path)
+    kept = os.path.join(raw, "train-images-idx3-ubyte")
+    before = os.stat(kept).st_mtime_ns
+    os.remove(os.path.join(raw, "t10k-labels-idx1-ubyte"))
+
+    def download(self):  # torchvision's downloader, offline: the four files into <root>/MNIST/raw
+        make_mnist(self.root, n_train=30, n_test=6)
+
+    monkeypatch.setattr(tvd.MNIST, "download", download)
+    dm = MNISTDataModule(data_dir=str(tmp_path), allow_subset=True, val_fraction=0)
+    dm.prepare_data()
+    assert os.stat(kept).st_mtime_ns == before  # the files that were there are untouched
+    assert sorted(os.listdir(raw)) == sorted(
+        ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    )
+    assert sorted(os.listdir(tmp_path)) == ["MNIST"]  # the staging folder is gone
+    dm.setup()
+    assert dm.split_sizes == {"train": 20, "val": 0, "test": 6}
+
+
+def test_mnist_counts_against_the_published_numbers(tmp_path):
+    make_mnist(tmp_path)
+    with pytest.raises(
+        IncompleteDatasetError, match=f"^MNIST: {tmp_path / 'MNIST'}: 20 images, fewer than the 60000"
+    ):
+        MNISTDataModule(data_dir=str(tmp_path)).setup()
+    raw = os.path.join(tmp_path, "MNIST", "raw")
+    write_idx(raw, "t10k", np.zeros((5, 28, 28)), np.arange(5))  # 5 images, then a labels file of 6
+    write_idx(os.path.join(tmp_path, "other"), "t10k", np.zeros((6, 28, 28)), np.arange(6) + 5)
+    os.replace(os.path.join(tmp_path, "other", "t10k-labels-idx1-ubyte"), os.path.join(raw, "t10k-labels-idx1-ubyte"))
+    with pytest.raises(CorruptFileError, match=r"test files disagree on the count: \[5, 6\]"):
+        MNISTDataModule(data_dir=str(tmp_path), allow_subset=True).setup()
+    write_idx(raw, "t10k", np.zeros((6, 28, 28)), np.arange(6) + 5)  # labels 5..10: 10 is not a digit
+    MNISTDataModule(data_dir=str(tmp_path), allow_subset=True).setup()  # quick reads no labels
+    with pytest.raises(CorruptFileError, match="t10k-labels-idx1-ubyte: label 10 outside 0..9"):
+        MNISTDataModule(data_dir=str(tmp_path), allow_subset=True, verify="full").setup()
 
 
 def test_failed_static_download_leaves_nothing(tmp_path, monkeypatch):

@@ -24,7 +24,7 @@ from spikegrad.callbacks.finite_loss import NonFiniteLossGuard
 from spikegrad.callbacks.interrupt_checkpoint import InterruptCheckpoint
 from spikegrad.callbacks.random_state import RandomStateCheckpoint
 from spikegrad.data.base import SpikeDataModule
-from spikegrad.data.errors import CorruptEventFileError, DatasetNotFoundError
+from spikegrad.data.errors import DataError
 from spikegrad.errors import OneLineErrorParser, RunFailed, UsageError, report
 from spikegrad.manifest import RunManifest
 from spikegrad.module import SpikingClassifier
@@ -124,7 +124,7 @@ def main(args: list[str] | None = None) -> None:
             auto_configure_optimizers=False,
             args=args,
         )
-    except (UsageError, RunFailed, DatasetNotFoundError, CorruptEventFileError) as error:
+    except (UsageError, RunFailed, DataError) as error:  # data errors: one line starting with dataset and path
         sys.exit(report(error))
     except SIGTERMException:  # Lightning stops on SIGTERM with exit code 0; a terminated run should not look finished
         sys.exit(128 + signal.SIGTERM)

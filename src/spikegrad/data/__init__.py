@@ -2,7 +2,14 @@
 
 from spikegrad.data.base import SpikeDataModule
 from spikegrad.data.digits import DigitsDataModule
-from spikegrad.data.errors import CorruptEventFileError, DatasetNotFoundError
+from spikegrad.data.errors import (
+    CorruptEventFileError,
+    CorruptFileError,
+    DataError,
+    DatasetNotFoundError,
+    DataWarning,
+    IncompleteDatasetError,
+)
 from spikegrad.data.event_base import EventDataModule
 from spikegrad.data.event_digits import EventDigitsDataModule
 from spikegrad.data.static import (
@@ -33,6 +40,10 @@ __all__ = [
     "CIFAR10DVSDataModule",
     "NCaltech101DataModule",
     "SHDDataModule",
+    "DataError",
     "DatasetNotFoundError",
+    "IncompleteDatasetError",
+    "CorruptFileError",
     "CorruptEventFileError",
+    "DataWarning",
 ]

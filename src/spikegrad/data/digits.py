@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 
 import torch
 from torch.utils.data import TensorDataset
 
 from spikegrad.data.base import SpikeDataModule
+from spikegrad.data.splits import write_split
 
 
 def seeded_split(n: int, val_fraction: float, test_fraction: float, seed: int) -> dict[str, torch.Tensor]:
@@ -82,6 +81,5 @@ class DigitsDataModule(SpikeDataModule):
         log_dir = self.log_dir()
         if log_dir is None or not self.trainer.is_global_zero:
             return
-        os.makedirs(log_dir, exist_ok=True)
-        with open(os.path.join(log_dir, "data_split.json"), "w") as f:
-            json.dump({name: idx.tolist() for name, idx in self.split.items()}, f)
+        split = {name: self.split[name].tolist() for name in ("train", "val", "test")}
+        write_split(log_dir, "digits", split, samples="indices into sklearn.datasets.load_digits()")

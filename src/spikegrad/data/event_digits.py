@@ -10,8 +10,9 @@ import torch
 
 from spikegrad.data.digits import seeded_split
 from spikegrad.data.emulator import EVENT_DTYPE, emulate_saccade_events
-from spikegrad.data.errors import CorruptEventFileError
-from spikegrad.data.event_base import EventDataModule, Recordings
+from spikegrad.data.errors import CorruptFileError
+from spikegrad.data.event_base import EventDataModule, Recordings, RowReader
+from spikegrad.data.files import RecordingFile
 from spikegrad.data.storage import parameter_key
 
 
@@ -43,6 +44,7 @@ class EventDigitsDataModule(EventDataModule):
     folder = "EventDigits"
     num_classes = 10
     sensor_size = (34, 34, 2)
+    class_names = tuple(str(digit) for digit in range(10))
     layout = "EventDigits/events-<parameters>.npz (generated here from scikit-learn's digits)"
     source = "spikegrad's emulator (generated on first use; needs scikit-learn)"
 
@@ -81,12 +83,16 @@ class EventDigitsDataModule(EventDataModule):
     def cache_dir(self) -> str:
         return os.path.join(super().cache_dir, parameter_key(**self.emulator_args))
 
-    def _is_complete(self) -> bool:
+    @property
+    def parts(self) -> dict[str, tuple[str, None]]:  # generated here: no published count to compare with
+        return {"all": (os.path.basename(self.events_file), None)}
+
+    def _entries_present(self) -> bool:
         return os.path.isfile(self.events_file)
 
     def prepare_data(self) -> None:
         """Generates the events (once) and writes them atomically."""
-        if self._is_complete():
+        if self._entries_present():
             return
         from sklearn.datasets import load_digits
 
@@ -115,21 +121,30 @@ class EventDigitsDataModule(EventDataModule):
                 os.remove(tmp)
 
     def setup(self, stage: str | None = None) -> None:
-        if not self._is_complete():
+        if not self._entries_present():
             self.prepare_data()  # generation needs no network; a process that skipped prepare_data still works
         super().setup(stage)
 
-    def _recordings(self):
+    def _load_parts(self) -> dict[str, Recordings]:
+        path = self.events_file
         try:
-            with np.load(self.events_file) as f:
+            with np.load(path) as f:
                 arrays = {name: f[name] for name in f.files}
-        except (OSError, ValueError) as err:
-            raise CorruptEventFileError(f"{self.dataset_name}: cannot read {self.events_file}: {err}") from None
+            missing = [name for name in (*EVENT_DTYPE.names, "offsets", "labels") if name not in arrays]
+            if missing:
+                raise ValueError(f"no arrays {', '.join(missing)}")
+            offsets, n_events = arrays["offsets"], len(arrays["t"])
+            if len(offsets) != len(arrays["labels"]) + 1 or offsets[-1] != n_events or np.any(np.diff(offsets) < 0):
+                raise ValueError(f"offsets do not split {n_events} events into {len(arrays['labels'])} recordings")
+        except (OSError, ValueError, EOFError) as err:
+            raise CorruptFileError(self.dataset_name, os.path.abspath(path), f"cannot read: {err}") from None
+        filename, stat = os.path.basename(path), os.stat(path)
         labels = arrays["labels"].tolist()
-        names = [f"{self.events_file}[{i}]" for i in range(len(labels))]
-        recordings = Recordings(self.dataset_name, names, labels, EventArrays(arrays))
-        split = seeded_split(len(labels), 0.0, self.test_fraction, self.split_seed)
-        return {
-            "train": ("all", recordings, sorted(split["train"].tolist())),
-            "test": ("all", recordings, sorted(split["test"].tolist())),
-        }
+        files = [RecordingFile(filename, stat.st_size, stat.st_mtime_ns, row) for row in range(len(labels))]
+        reader = RowReader(EventArrays(arrays))
+        return {"all": Recordings(self.dataset_name, self.root, files, labels, reader, self.sensor_size)}
+
+    def _split(self, parts):
+        recordings = parts["all"]
+        split = seeded_split(len(recordings), 0.0, self.test_fraction, self.split_seed)
+        return (recordings, sorted(split["train"].tolist())), (recordings, sorted(split["test"].tolist()))

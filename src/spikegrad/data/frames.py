@@ -1,4 +1,5 @@
-"""Event streams to frames (tonic transforms) and the usual augmentations of frame sequences."""
+"""Event streams to frames (event counts per time bin, polarity and pixel) and the usual augmentations of frame
+sequences."""
 
 from __future__ import annotations
 
@@ -9,17 +10,24 @@ import tonic.transforms as tt
 import torch
 from torchvision.transforms import v2
 
+TIME_ORIGINS = ("first_event", "zero")
+
 
 @dataclass(frozen=True)
 class EventsToFrames:
-    """Structured events -> frames ``[T, P, H, W]`` (``[T, P, X]`` for 1-D sensors such as SHD's).
+    """Structured events -> event counts ``[T, P, H, W]`` (``[T, P, X]`` for 1-D sensors such as SHD's), int32.
 
-    Steps, all tonic's: optional ``Denoise(filter_time)`` (drops events with no neighbour event within
-    ``denoise_time`` µs), optional ``Downsample(sensor_size, target_size)`` (scales coordinates), then
-    ``ToFrame``: either ``n_time_bins`` equal windows covering each recording from its first to its last
-    event (every event is counted once), or windows of ``time_window`` µs
-    from t = 0 up to ``duration`` µs (T = duration // time_window, the same for every sample). Events
-    outside the (downsampled) sensor are dropped.
+    Steps: optional tonic ``Denoise(filter_time)`` (drops events with no neighbour event within ``denoise_time``
+    µs), optional tonic ``Downsample(sensor_size, target_size)`` (scales coordinates), then counting per time bin,
+    polarity and pixel. Time bins are either ``n_time_bins`` equal windows covering each recording from its first
+    to its last event (every event counted once), or windows of ``time_window`` µs from the time origin up to
+    ``duration`` µs after it (T = duration // time_window, the same for every sample; later events are left out).
+    ``time_origin`` is ``first_event`` (each recording's first event, tonic's ``ToFrame`` convention) or ``zero``
+    (the recording's own clock). Events outside the (downsampled) sensor are dropped.
+
+    Counts are made here with ``np.bincount`` instead of tonic's ``ToFrame``, which accumulates in int16 and wraps
+    around above 32767 events per pixel and bin. A recording with events but no event inside the frames' time
+    span is an error (:class:`ValueError`), not T empty frames.
     """
 
     sensor_size: tuple[int, int, int]
@@ -28,6 +36,7 @@ class EventsToFrames:
     duration: float | None = None
     denoise_time: float | None = None
     target_size: tuple[int, int] | None = None
+    time_origin: str = "first_event"
 
     def __post_init__(self) -> None:
         if (self.n_time_bins is None) == (self.time_window is None):
@@ -36,6 +45,10 @@ class EventsToFrames:
             raise ValueError(f"n_time_bins must be >= 1, got {self.n_time_bins}")
         if self.time_window is not None and (self.duration is None or self.duration < self.time_window):
             raise ValueError("time_window frames need duration >= time_window (both in microseconds)")
+        if self.time_window is not None and self.time_window <= 0:
+            raise ValueError(f"time_window must be > 0 microseconds, got {self.time_window}")
+        if self.time_origin not in TIME_ORIGINS:
+            raise ValueError(f"unknown time_origin {self.time_origin!r}; valid choices: {', '.join(TIME_ORIGINS)}")
 
     @property
     def frame_sensor_size(self) -> tuple[int, int, int]:
@@ -50,40 +63,41 @@ class EventsToFrames:
         return self.n_time_bins if self.n_time_bins is not None else int(self.duration // self.time_window)
 
     def __call__(self, events: np.ndarray) -> np.ndarray:
+        t_first = int(events["t"].min()) if len(events) else 0
         if self.denoise_time:
             events = tt.Denoise(filter_time=self.denoise_time)(events)
         if self.target_size is not None:
             events = tt.Downsample(sensor_size=tuple(self.sensor_size), target_size=tuple(self.target_size))(events)
-        width, height, _ = self.frame_sensor_size
-        inside = (events["x"] >= 0) & (events["x"] < width)
-        if "y" in events.dtype.names:
-            inside &= (events["y"] >= 0) & (events["y"] < height)
-        events = events[inside]
-        if len(events) and np.any(np.diff(events["t"].astype(np.int64)) < 0):
-            events = events[np.argsort(events["t"], kind="stable")]
-        if self.n_time_bins is not None and len(events):
-            # T equal windows covering [t_first, t_last] inclusive: tonic's n_time_bins slicing rounds the bin
-            # length down and leaves out the events at the last timestamps
-            first, last = int(events["t"][0]), int(events["t"][-1])
-            window = max(1, -(-(last - first + 1) // self.n_time_bins))
-            to_frame = tt.ToFrame(
-                sensor_size=self.frame_sensor_size,
-                time_window=window,
-                start_time=first,
-                end_time=first + window * self.n_time_bins,
-            )
-        elif self.n_time_bins is not None:
-            to_frame = tt.ToFrame(sensor_size=self.frame_sensor_size, n_time_bins=self.n_time_bins)
+        width, height, polarities = self.frame_sensor_size
+        x = events["x"].astype(np.int64)
+        y = events["y"].astype(np.int64) if "y" in events.dtype.names else np.zeros(len(events), dtype=np.int64)
+        p = events["p"].astype(np.int64) if polarities > 1 else np.zeros(len(events), dtype=np.int64)
+        t = events["t"].astype(np.int64)
+        inside = (x >= 0) & (x < width) & (y >= 0) & (y < height) & (p >= 0) & (p < polarities)
+        x, y, p, t = x[inside], y[inside], p[inside], t[inside]
+        if self.n_time_bins is not None:
+            # T equal windows covering [t_first, t_last] inclusive (tonic's own n_time_bins rounds the bin length
+            # down and leaves out the events at the last timestamps)
+            start = int(t.min()) if len(t) else 0
+            window = max(1, -(-(int(t.max()) - start + 1) // self.n_time_bins)) if len(t) else 1
+            bins = (t - start) // window
         else:
-            events = events[events["t"] < self.duration]
-            to_frame = tt.ToFrame(
-                sensor_size=self.frame_sensor_size, time_window=self.time_window, start_time=0, end_time=self.duration
+            start = t_first if self.time_origin == "first_event" else 0
+            bins = np.floor((t - start) / self.time_window).astype(np.int64)
+        keep = (bins >= 0) & (bins < self.time_steps)
+        if len(t) and not keep.any():
+            raise ValueError(
+                f"no event inside the frames' time span [{start}, {start + self.time_steps * self.time_window:.0f})"
+                f" µs: its events run from {int(t.min())} to {int(t.max())} µs (time_origin: {self.time_origin})"
             )
-        frames = to_frame(events)
-        if len(frames) < self.time_steps:  # tonic gives fewer bins when all events share one timestamp
-            pad = np.zeros((self.time_steps - len(frames), *frames.shape[1:]), dtype=frames.dtype)
-            frames = np.concatenate([frames, pad])
-        return frames[: self.time_steps].astype(np.float32)
+        flat = ((bins[keep] * polarities + p[keep]) * height + y[keep]) * width + x[keep]
+        counts = np.bincount(flat, minlength=self.time_steps * polarities * height * width)
+        shape = (
+            (self.time_steps, polarities, height, width)
+            if "y" in events.dtype.names
+            else (self.time_steps, polarities, width)
+        )
+        return counts.reshape(shape).astype(np.int32)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,10 @@
-"""Fixed, recorded splits of sample indices."""
+"""Fixed, recorded splits: per-class and seeded partitions, and ``data_split.json``."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from collections.abc import Sequence
 
 import torch
@@ -36,3 +39,21 @@ def seeded_holdout(indices: Sequence[int], fraction: float, seed: int) -> tuple[
     held = sorted(indices[i] for i in perm[:n_out])
     kept = sorted(indices[i] for i in perm[n_out:])
     return kept, held
+
+
+def split_digest(names: Sequence) -> str:
+    """SHA-256 of one split's sample names as listed, one per line (``"\\n".join(str(name))``, UTF-8)."""
+    return hashlib.sha256("\n".join(str(name) for name in names).encode()).hexdigest()
+
+
+def write_split(log_dir: str, dataset: str, split: dict[str, Sequence], **extra) -> str:
+    """Writes ``data_split.json``: ``dataset``, ``extra`` (e.g. the dataset's ``root``), the sample names of each
+    split (relative file paths, ``file[row]`` for rows of one file, or indices), and ``sha256`` per split
+    (:func:`split_digest`), so two machines can prove they trained on the same split. Returns the path."""
+    os.makedirs(log_dir, exist_ok=True)
+    record = {"dataset": dataset, **extra, **{name: list(names) for name, names in split.items()}}
+    record["sha256"] = {name: split_digest(names) for name, names in split.items()}
+    path = os.path.join(log_dir, "data_split.json")
+    with open(path, "w") as f:
+        json.dump(record, f, indent=1)
+    return path

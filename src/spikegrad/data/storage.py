@@ -34,21 +34,11 @@ def staged_download(data_dir: str, entries: Sequence[str], fetch: Callable[[str]
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def has_files(folder: str, suffix: str) -> bool:
-    """Whether ``folder`` exists and holds at least one file ending in ``suffix`` (at any depth)."""
-    if not os.path.isdir(folder):
-        return False
-    for _, _, files in os.walk(folder):
-        if any(name.endswith(suffix) for name in files):
-            return True
-    return False
-
-
 def parameter_key(**params) -> str:
     """A readable, stable folder name for transform parameters, e.g. ``n_time_bins=10-size=34x34-1a2b3c4d``.
 
-    Used as part of ``DiskCachedDataset`` cache paths: tonic keys cached samples by index only, so frames
-    made with other parameters must go to another folder.
+    The frame cache's folder name (:mod:`spikegrad.data.cache`): frames made with other settings go to another
+    folder.
     """
     shown = []
     for name, value in sorted(params.items()):

@@ -1,8 +1,9 @@
-"""Event and spike datasets read with tonic: N-MNIST, DVS Gesture, CIFAR10-DVS, N-Caltech101, SHD.
+"""Event and spike datasets: N-MNIST, DVS Gesture, CIFAR10-DVS, N-Caltech101, SHD.
 
-tonic's dataset classes list and decode the files; their constructors would check for the downloaded
-archives and download again when absent, so the subclasses here skip that check: the DataModule has
-verified the extracted layout itself (and downloads through tonic, staged, in ``prepare_data``).
+Each DataModule lists its files itself against its published layout (so stray entries are reported, not
+mistaken for recordings, and labels come from fixed class lists), checks them (:mod:`spikegrad.data.verify`) and
+decodes them with tonic's readers (:mod:`spikegrad.data.formats`). tonic's dataset classes are used only to
+download (``prepare_data``, staged), through their public constructors.
 """
 
 from __future__ import annotations
@@ -10,62 +11,23 @@ from __future__ import annotations
 import os
 import re
 
-import h5py
 import tonic.datasets as td
 from tonic.download_utils import extract_archive
 
-from spikegrad.data.errors import CorruptEventFileError
-from spikegrad.data.event_base import EventDataModule, Recordings
+from spikegrad.data.errors import CorruptFileError
+from spikegrad.data.event_base import EventDataModule, FileReader, Recordings, RowReader
+from spikegrad.data.files import RecordingFile, list_tree
+from spikegrad.data.formats import (
+    H5Rows,
+    check_aedat4,
+    check_atis_bin,
+    check_npy_events,
+    check_shd_h5,
+    read_aedat4_events,
+    read_atis_bin,
+    read_gesture_npy,
+)
 from spikegrad.data.splits import first_fraction_per_class
-from spikegrad.data.storage import has_files
-
-
-class NMNIST(td.NMNIST):
-    def _check_exists(self) -> bool:
-        return True
-
-
-class DVSGesture(td.DVSGesture):
-    def _check_exists(self) -> bool:
-        return True
-
-
-class CIFAR10DVS(td.CIFAR10DVS):
-    def _check_exists(self) -> bool:
-        return True
-
-
-class NCALTECH101(td.NCALTECH101):
-    def _check_exists(self) -> bool:
-        return True
-
-
-class SHD(td.SHD):
-    def _check_exists(self) -> bool:
-        return True
-
-
-class TonicReader:
-    """``reader(i)`` -> the raw events of recording ``order[i]`` of a tonic dataset (picklable for workers)."""
-
-    def __init__(self, dataset, order: list[int]) -> None:
-        self.dataset, self.order = dataset, order
-
-    def __call__(self, index: int):
-        return self.dataset[self.order[index]][0]
-
-
-def natural_key(path: str) -> list:
-    """Sort key comparing digit runs as numbers: ``x_2`` before ``x_10``."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path)]
-
-
-def tonic_recordings(name: str, dataset, targets=None, key=natural_key) -> Recordings:
-    """The recordings of a tonic dataset in sorted file order (by path, numbers compared numerically)."""
-    paths = list(dataset.data)
-    order = sorted(range(len(paths)), key=lambda i: key(paths[i]))
-    targets = dataset.targets if targets is None else targets
-    return Recordings(name, [paths[i] for i in order], [targets[i] for i in order], TonicReader(dataset, order))
 
 
 class NMNISTDataModule(EventDataModule):
@@ -77,10 +39,13 @@ class NMNISTDataModule(EventDataModule):
     dataset_name = "N-MNIST"
     folder = "NMNIST"
     num_classes = 10
-    sensor_size = td.NMNIST.sensor_size
+    class_names = tuple(str(digit) for digit in range(10))
+    sensor_size = (34, 34, 2)
     layout = "NMNIST/Train/<0-9>/*.bin and NMNIST/Test/<0-9>/*.bin (5-byte ATIS events)"
     source = "https://www.garrickorchard.com/datasets/n-mnist (train.zip, test.zip; extract into data/NMNIST)"
+    parts = {"train": ("Train", 60_000), "test": ("Test", 10_000)}
     download_entries = ("NMNIST/Train", "NMNIST/Test")
+    _pattern = re.compile(r"(Train|Test)/([0-9])/[^/]+\.bin")
 
     def __init__(self, data_dir: str = "data", time_steps: int = 10, first_saccade_only: bool = False, **kwargs):
         self.first_saccade_only = first_saccade_only
@@ -89,20 +54,17 @@ class NMNISTDataModule(EventDataModule):
     def recording_options(self) -> dict:
         return {"first_saccade_only": True} if self.first_saccade_only else {}
 
-    def _is_complete(self) -> bool:
-        return all(has_files(os.path.join(self.root, part), ".bin") for part in ("Train", "Test"))
-
     def _fetch(self, staging_root: str) -> None:
         td.NMNIST(staging_root, train=True)
         td.NMNIST(staging_root, train=False)
 
-    def _recordings(self):
-        parts = {}
-        for part, train in (("train", True), ("test", False)):
-            dataset = NMNIST(self.data_dir, train=train, first_saccade_only=self.first_saccade_only)
-            recordings = tonic_recordings(self.dataset_name, dataset)
-            parts[part] = (part, recordings, list(range(len(recordings))))
-        return parts
+    def _match(self, relpath: str):
+        found = self._pattern.fullmatch(relpath)
+        return (found.group(1).lower(), int(found.group(2))) if found else None
+
+    def _load_parts(self) -> dict[str, Recordings]:
+        read = FileReader(self.root, read_atis_bin, first_saccade_only=self.first_saccade_only)
+        return self._listed(list_tree(self.root, self._match), read, check_atis_bin)
 
 
 class DVSGestureDataModule(EventDataModule):
@@ -116,38 +78,45 @@ class DVSGestureDataModule(EventDataModule):
     dataset_name = "DVS Gesture"
     folder = "DVSGesture"
     num_classes = 11
-    sensor_size = td.DVSGesture.sensor_size
+    class_names = tuple(td.DVSGesture.classes)
+    sensor_size = (128, 128, 2)
     layout = (
-        "DVSGesture/ibmGestureTrain/user<NN>_<lighting>/<label>.npy and DVSGesture/ibmGestureTest/... "
+        "DVSGesture/ibmGestureTrain/user<NN>_<lighting>/<label 0-10>.npy and DVSGesture/ibmGestureTest/... "
         "(N×4 arrays x, y, p, t[ms])"
     )
     source = "tonic's preprocessed copy, https://figshare.com/ndownloader/files/38022171 and /38020584"
+    parts = {"train": ("ibmGestureTrain", 1077), "test": ("ibmGestureTest", 264)}
     download_entries = ("DVSGesture/ibmGestureTrain", "DVSGesture/ibmGestureTest")
+    _pattern = re.compile(r"ibmGesture(Train|Test)/user\d+_[A-Za-z_]+/(\d+)\.npy")
 
     def __init__(self, data_dir: str = "data", time_steps: int = 16, **kwargs):
         super().__init__(data_dir=data_dir, time_steps=time_steps, **kwargs)
-
-    def _is_complete(self) -> bool:
-        return all(has_files(os.path.join(self.root, p), ".npy") for p in ("ibmGestureTrain", "ibmGestureTest"))
 
     def _fetch(self, staging_root: str) -> None:
         td.DVSGesture(staging_root, train=True)
         td.DVSGesture(staging_root, train=False)
 
-    def _recordings(self):
-        parts = {}
-        for part, train in (("train", True), ("test", False)):
-            recordings = tonic_recordings(self.dataset_name, DVSGesture(self.data_dir, train=train))
-            parts[part] = (part, recordings, list(range(len(recordings))))
-        return parts
+    def _match(self, relpath: str):
+        found = self._pattern.fullmatch(relpath)
+        if found is None or int(found.group(2)) >= self.num_classes:
+            return None
+        return found.group(1).lower(), int(found.group(2))
+
+    def _load_parts(self) -> dict[str, Recordings]:
+        return self._listed(
+            list_tree(self.root, self._match), FileReader(self.root, read_gesture_npy), check_npy_events
+        )
 
 
 class _PerClassSplitDataModule(EventDataModule):
     """Event sets without an official split: per class, the first ``train_fraction`` of the sorted files train.
 
     Frames default to T = 10 bins at 48×48 with a random horizontal flip and a roll of up to 5 pixels for
-    training.
+    training. Subclasses give ``class_names`` (the class folders, label = position) and ``_class_root``.
     """
+
+    _class_root = ""
+    _suffix: str
 
     def __init__(
         self,
@@ -164,8 +133,22 @@ class _PerClassSplitDataModule(EventDataModule):
             data_dir=data_dir, time_steps=time_steps, target_size=target_size, flip=flip, max_roll=max_roll, **kwargs
         )
 
+    def _match(self, relpath: str):
+        prefix = f"{self._class_root}/" if self._class_root else ""
+        if not relpath.startswith(prefix) or not relpath.endswith(self._suffix):
+            return None
+        class_name, _, name = relpath[len(prefix) :].partition("/")
+        label = self._labels.get(class_name)
+        return ("all", label) if label is not None and name and "/" not in name else None
 
-CIFAR10DVS_CLASSES = tuple(td.CIFAR10DVS.classes)
+    @property
+    def _labels(self) -> dict[str, int]:
+        return {name: label for label, name in enumerate(self.class_names)}
+
+    def _split(self, parts):
+        recordings = parts["all"]
+        train, test = first_fraction_per_class(recordings.targets, self.train_fraction)
+        return (recordings, train), (recordings, test)
 
 
 class CIFAR10DVSDataModule(_PerClassSplitDataModule):
@@ -179,43 +162,61 @@ class CIFAR10DVSDataModule(_PerClassSplitDataModule):
     dataset_name = "CIFAR10-DVS"
     folder = "CIFAR10DVS"
     num_classes = 10
-    sensor_size = td.CIFAR10DVS.sensor_size
-    layout = "CIFAR10DVS/<class>/*.aedat4 for the classes " + ", ".join(CIFAR10DVS_CLASSES)
+    class_names = tuple(td.CIFAR10DVS.classes)
+    sensor_size = (128, 128, 2)
+    layout = "CIFAR10DVS/<class>/*.aedat4 for the classes " + ", ".join(class_names)
     source = "https://figshare.com/ndownloader/files/38023437 (CIFAR10DVS.zip; extract the class zips)"
-    download_entries = tuple(f"CIFAR10DVS/{name}" for name in CIFAR10DVS_CLASSES)
-
-    def _is_complete(self) -> bool:
-        return all(has_files(os.path.join(self.root, name), ".aedat4") for name in CIFAR10DVS_CLASSES)
+    parts = {"all": ("", 10_000)}
+    published_per_class = 1000
+    download_entries = tuple(f"CIFAR10DVS/{name}" for name in class_names)
+    _suffix = ".aedat4"
 
     def _fetch(self, staging_root: str) -> None:
         td.CIFAR10DVS(staging_root)
 
-    def _recordings(self):
-        recordings = tonic_recordings(self.dataset_name, CIFAR10DVS(self.data_dir))
-        train, test = first_fraction_per_class(recordings.targets, self.train_fraction)
-        return {"train": ("all", recordings, train), "test": ("all", recordings, test)}
+    def _load_parts(self) -> dict[str, Recordings]:
+        return self._listed(list_tree(self.root, self._match), FileReader(self.root, read_aedat4_events), check_aedat4)
+
+
+# Caltech101's 102 category folders (Fei-Fei et al. 2004) without "Faces", which N-Caltech101 leaves out (it
+# keeps Faces_easy): 100 object classes and the background class, 8709 recordings. Sorted as Python sorts the
+# folder names (upper case first), as SpikingJelly's folder dataset does: label 0 is BACKGROUND_Google.
+NCALTECH101_CLASSES = tuple(
+    sorted(
+        """accordion airplanes anchor ant BACKGROUND_Google barrel bass beaver binocular bonsai brain brontosaurus
+        buddha butterfly camera cannon car_side ceiling_fan cellphone chair chandelier cougar_body cougar_face crab
+        crayfish crocodile crocodile_head cup dalmatian dollar_bill dolphin dragonfly electric_guitar elephant emu
+        euphonium ewer Faces_easy ferry flamingo flamingo_head garfield gerenuk gramophone grand_piano hawksbill
+        headphone hedgehog helicopter ibis inline_skate joshua_tree kangaroo ketch lamp laptop Leopards llama lobster
+        lotus mandolin mayfly menorah metronome minaret Motorbikes nautilus octopus okapi pagoda panda pigeon pizza
+        platypus pyramid revolver rhino rooster saxophone schooner scissors scorpion sea_horse snoopy soccer_ball
+        stapler starfish stegosaurus stop_sign strawberry sunflower tick trilobite umbrella watch water_lilly
+        wheelchair wild_cat windsor_chair wrench yin_yang""".split()
+    )
+)
 
 
 class NCaltech101DataModule(_PerClassSplitDataModule):
     """N-Caltech101 (Orchard et al. 2015): Caltech101 images recorded by an ATIS sensor on three saccades.
 
-    Recordings differ in size (at most about 240×180 after tonic shifts them to the origin); frames are
-    made on a 240×180 sensor and downsampled to ``target_size`` (default 48×48). The 101 object classes
-    are the sorted class folders; ``BACKGROUND_Google`` is left out. No official split: per class, files
-    sorted by name (numbers numerically), the first 90% train and the rest test.
+    101 classes: the 100 object classes and ``BACKGROUND_Google`` (label = position in the sorted folder names,
+    fixed, so a missing folder cannot renumber the others); 8709 recordings. Recordings differ in size; tonic's
+    convention shifts each to the origin (at most 240×180); frames are made on a 240×180 sensor and downsampled
+    to ``target_size`` (default 48×48). No official split: per class, files sorted by name (numbers
+    numerically), the first 90% train and the rest test.
     """
 
     dataset_name = "N-Caltech101"
     folder = "NCALTECH101"
     num_classes = 101
+    class_names = NCALTECH101_CLASSES
     sensor_size = (240, 180, 2)
-    layout = "NCALTECH101/Caltech101/<class>/*.bin (5-byte ATIS events)"
+    layout = "NCALTECH101/Caltech101/<class>/image_<NNNN>.bin (5-byte ATIS events; 100 classes + BACKGROUND_Google)"
     source = "https://www.garrickorchard.com/datasets/n-caltech101 (extract Caltech101.zip into data/NCALTECH101)"
+    parts = {"all": ("Caltech101", 8709)}
     download_entries = ("NCALTECH101/Caltech101",)
-    background = "BACKGROUND_Google"
-
-    def _is_complete(self) -> bool:
-        return has_files(os.path.join(self.root, "Caltech101"), ".bin")
+    _class_root = "Caltech101"
+    _suffix = ".bin"
 
     def _fetch(self, staging_root: str) -> None:
         dataset = td.NCALTECH101(staging_root)
@@ -223,18 +224,9 @@ class NCaltech101DataModule(_PerClassSplitDataModule):
         if not os.path.isdir(os.path.join(dataset.location_on_system, "Caltech101")) and os.path.exists(inner):
             extract_archive(inner)
 
-    def _recordings(self):
-        dataset = NCALTECH101(self.data_dir)
-        classes = sorted({name for name in dataset.targets if name != self.background})
-        if len(classes) > self.num_classes:
-            raise ValueError(f"{self.dataset_name}: found {len(classes)} class folders, expected {self.num_classes}")
-        keep = [i for i, name in enumerate(dataset.targets) if name != self.background]
-        dataset.data = [dataset.data[i] for i in keep]
-        dataset.targets = [dataset.targets[i] for i in keep]
-        index = {name: i for i, name in enumerate(classes)}
-        recordings = tonic_recordings(self.dataset_name, dataset, targets=[index[name] for name in dataset.targets])
-        train, test = first_fraction_per_class(recordings.targets, self.train_fraction)
-        return {"train": ("all", recordings, train), "test": ("all", recordings, test)}
+    def _load_parts(self) -> dict[str, Recordings]:
+        read = FileReader(self.root, read_atis_bin, shift_to_origin=True)
+        return self._listed(list_tree(self.root, self._match), read, check_atis_bin)
 
 
 class SHDDataModule(EventDataModule):
@@ -248,9 +240,11 @@ class SHDDataModule(EventDataModule):
     dataset_name = "SHD"
     folder = "SHD"
     num_classes = 20
-    sensor_size = td.SHD.sensor_size
+    class_names = tuple(f"{digit} ({language})" for language in ("English", "German") for digit in range(10))
+    sensor_size = (700, 1, 1)
     layout = "SHD/shd_train.h5 and SHD/shd_test.h5 (spikes/times, spikes/units, labels, extra/keys, extra/speaker)"
     source = "https://zenkelab.org/resources/spiking-heidelberg-datasets-shd/ (shd_train.h5, shd_test.h5)"
+    parts = {"train": ("shd_train.h5", 8156), "test": ("shd_test.h5", 2264)}
     download_entries = ("SHD/shd_train.h5", "SHD/shd_test.h5")
     squeeze_polarity = True
 
@@ -261,26 +255,19 @@ class SHDDataModule(EventDataModule):
         target = None if channels == 700 else (channels, 1)
         super().__init__(data_dir=data_dir, time_steps=time_steps, target_size=target, **kwargs)
 
-    def _files(self) -> tuple[str, str]:
-        return os.path.join(self.root, "shd_train.h5"), os.path.join(self.root, "shd_test.h5")
-
-    def _is_complete(self) -> bool:
-        return all(os.path.isfile(path) for path in self._files())
-
     def _fetch(self, staging_root: str) -> None:
         td.SHD(staging_root, train=True)
         td.SHD(staging_root, train=False)
 
-    def _recordings(self):
+    def _load_parts(self) -> dict[str, Recordings]:
         parts = {}
-        for (part, train), path in zip((("train", True), ("test", False)), self._files(), strict=True):
-            try:
-                dataset = SHD(self.data_dir, train=train)
-                with h5py.File(path, "r") as f:
-                    labels = f["labels"][()].tolist()
-            except (OSError, KeyError) as err:
-                raise CorruptEventFileError(f"{self.dataset_name}: cannot read {path}: {err}") from None
-            names = [f"{path}[{i}]" for i in range(len(labels))]
-            recordings = Recordings(self.dataset_name, names, labels, TonicReader(dataset, list(range(len(labels)))))
-            parts[part] = (part, recordings, list(range(len(recordings))))
+        for part, (filename, _) in self.parts.items():
+            path = os.path.join(self.root, filename)
+            problem, labels = check_shd_h5(path)
+            if problem:  # the labels are needed to list the recordings: checked with every verify setting
+                raise CorruptFileError(self.dataset_name, os.path.abspath(path), problem)
+            stat = os.stat(path)
+            files = [RecordingFile(filename, stat.st_size, stat.st_mtime_ns, row) for row in range(len(labels))]
+            reader = RowReader(H5Rows(path))
+            parts[part] = Recordings(self.dataset_name, self.root, files, labels, reader, self.sensor_size)
         return parts
