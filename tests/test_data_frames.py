@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tonic.transforms as tt
 import torch
 
 from _data_files import make_gestures, write_gesture_npy
@@ -62,6 +63,24 @@ def test_late_starting_gesture_recordings_are_framed_from_their_first_event(tmp_
     on_clock.setup()
     with pytest.raises(DataError, match=f"^DVS Gesture: {late}: no event inside the frames' time span"):
         on_clock.test_set[1]
+
+
+def test_counts_equal_tonics_to_frame_below_its_int16_limit():
+    rng = np.random.default_rng(0)
+    events = np.zeros(3000, dtype=EVENTS)
+    events["x"], events["y"], events["p"] = (
+        rng.integers(0, 16, 3000),
+        rng.integers(0, 12, 3000),
+        rng.integers(0, 2, 3000),
+    )
+    events["t"] = np.sort(rng.integers(5_000, 905_000, 3000))
+    first, last = int(events["t"][0]), int(events["t"][-1])
+    window = -(-(last - first + 1) // 7)
+    reference = tt.ToFrame(sensor_size=(16, 12, 2), time_window=window, start_time=first, end_time=first + 7 * window)
+    np.testing.assert_array_equal(EventsToFrames(sensor_size=(16, 12, 2), n_time_bins=7)(events), reference(events))
+    windows = EventsToFrames(sensor_size=(16, 12, 2), time_window=50_000.0, duration=400_000.0)
+    reference = tt.ToFrame(sensor_size=(16, 12, 2), time_window=50_000, start_time=first, end_time=first + 400_000)
+    np.testing.assert_array_equal(windows(events), reference(events))
 
 
 @pytest.mark.parametrize("n_events", [32_768, 40_000, 70_000])

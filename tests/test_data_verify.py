@@ -1,12 +1,14 @@
 """Checks at setup on fabricated defects in the real formats: damaged files named, partial sets refused, stray
 entries skipped with a warning, events outside the sensor, and one-line errors from DataLoader workers."""
 
+import gc
 import logging
 import os
 
 import h5py
 import numpy as np
 import pytest
+import torch.utils.data
 import yaml
 
 from _data_files import make_cifar10dvs, make_gestures, make_ncaltech, make_nmnist, write_atis_bin, write_shd
@@ -105,8 +107,9 @@ def test_a_partly_extracted_set_is_refused_and_a_reduced_copy_needs_the_switch(t
     with pytest.raises(IncompleteDatasetError) as info:
         NMNISTDataModule(data_dir=str(tmp_path), val_fraction=0, cache="none").setup()
     assert one_line(info.value) == (
-        f"N-MNIST: {tmp_path / 'NMNIST' / 'Train'}: 19 recordings, fewer than the 20 of the published set (partly "
-        "extracted, damaged or mixed copy?); set allow_subset: true to use a deliberately reduced copy"
+        f"N-MNIST: {tmp_path / 'NMNIST' / 'Train'}: 19 recordings, fewer than the 20 of the published set (a partly "
+        "extracted, damaged or mixed copy? delete it to download it again), or set allow_subset: true to use a "
+        "deliberately reduced copy"
     )
     with pytest.warns(DataWarning, match=r"reduced copy accepted \(allow_subset: true\): train 19 of 20 recordings"):
         NMNISTDataModule(data_dir=str(tmp_path), **SMALL).setup()
@@ -179,7 +182,16 @@ def test_full_verify_reports_events_outside_the_sensor(tmp_path, caplog):
 
 
 # --- errors from DataLoader workers --------------------------------------------------------------------------------
-def test_worker_errors_are_one_line_with_the_path_first(tmp_path):
+@pytest.fixture
+def quick_worker_shutdown(monkeypatch):
+    """torch waits up to MP_STATUS_CHECK_INTERVAL (5 s) for each worker of a loader that raised when the loader is
+    collected; shortened here, and collected within the test instead of in a later one."""
+    monkeypatch.setattr(torch.utils.data._utils, "MP_STATUS_CHECK_INTERVAL", 0.2)
+    yield
+    gc.collect()
+
+
+def test_worker_errors_are_one_line_with_the_path_first(tmp_path, quick_worker_shutdown):
     make_nmnist(tmp_path, per_class=1)
     damaged = tmp_path / "NMNIST" / "Train" / "4" / "00000.bin"
     random_bytes(damaged, 1500)
@@ -195,9 +207,10 @@ def test_worker_errors_are_one_line_with_the_path_first(tmp_path):
         assert info.value.path == str(damaged) and len(message) < 250
         assert isinstance(info.value.__cause__, WorkerTraceback)
         assert "Traceback (most recent call last)" in info.value.worker_traceback
+        del info
 
 
-def test_the_cli_prints_a_worker_data_error_as_one_line(tmp_path, capsys):
+def test_the_cli_prints_a_worker_data_error_as_one_line(tmp_path, capsys, quick_worker_shutdown):
     make_nmnist(tmp_path, per_class=1)
     damaged = tmp_path / "NMNIST" / "Train" / "6" / "00000.bin"
     random_bytes(damaged, 1000)

@@ -102,7 +102,7 @@ class Recordings(Dataset):
             raise self.error(
                 index,
                 f"{outside} of {len(events)} events ({outside / len(events):.1%}) fall outside the "
-                f"{width}×{height} sensor with {polarities} polarities (damaged, or not a {self.dataset} file)",
+                f"{width}×{height} sensor with {polarities} polarities (damaged, or not a recording of this dataset)",
             )
         return events, self.targets[index]
 

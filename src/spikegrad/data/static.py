@@ -125,10 +125,10 @@ class TorchvisionDataModule(SpikeDataModule):
     def _missing_files(self) -> list[str]:
         return [rel for rel in self._files() if not os.path.isfile(os.path.join(self.data_dir, rel))]
 
-    def _checked_counts(self, full: bool = False) -> dict[str, list[int]]:
+    def _checked_counts(self, full: bool = False) -> dict[str, dict[str, int]]:
         """Checks every file that is present; the first damaged one raises :class:`CorruptFileError`. Returns the
-        sample counts the files state per part (e.g. idx images and labels)."""
-        counts: dict[str, list[int]] = {}
+        sample counts the files state, ``{part: {path: count}}`` (e.g. idx images and labels)."""
+        counts: dict[str, dict[str, int]] = {}
         for rel, part in self._files().items():
             path = os.path.abspath(os.path.join(self.data_dir, rel))
             if not os.path.isfile(path):
@@ -141,7 +141,7 @@ class TorchvisionDataModule(SpikeDataModule):
                     f"{problem}; delete it and run again with download: true to fetch a fresh copy",
                 )
             if n is not None:
-                counts.setdefault(part, []).append(n)
+                counts.setdefault(part, {})[path] = n
         return counts
 
     def _missing(self, missing: list[str], reason: str = "") -> DatasetNotFoundError:
@@ -182,14 +182,18 @@ class TorchvisionDataModule(SpikeDataModule):
             raise self._missing(missing)
         if self.verify != "off":
             counts = self._checked_counts(full=self.verify == "full")
-            root = os.path.abspath(os.path.join(self.data_dir, self.entries[0]))
             for part, found in counts.items():
-                if len(set(found)) > 1:
-                    raise CorruptFileError(self.dataset_name, root, f"{part} files disagree on the count: {found}")
+                if len(set(found.values())) > 1:
+                    shown = ", ".join(f"{os.path.basename(path)} {n}" for path, n in found.items())
+                    raise CorruptFileError(
+                        self.dataset_name,
+                        os.path.dirname(next(iter(found))),
+                        f"{part} files disagree on the count: {shown}",
+                    )
             published = dict(zip(("train", "test"), self.published, strict=True))
             check_counts(
                 self.dataset_name,
-                {part: (root, found[0], published[part]) for part, found in counts.items()},
+                {part: (*next(iter(found.items())), published[part]) for part, found in counts.items()},
                 self.allow_subset,
                 unit="images",
             )

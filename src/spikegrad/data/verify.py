@@ -69,8 +69,8 @@ def check_counts(
     raise IncompleteDatasetError(
         dataset,
         path,
-        f"{found} {unit}, {what} than the {published} of the published set (partly extracted, damaged or "
-        f"mixed copy?); set allow_subset: true to use a deliberately reduced copy",
+        f"{found} {unit}, {what} than the {published} of the published set (a partly extracted, damaged or mixed "
+        f"copy? delete it to download it again), or set allow_subset: true to use a deliberately reduced copy",
     )
 
 
