@@ -281,28 +281,7 @@ class EventDataModule(SpikeDataModule):
         if not self._entries_present():
             raise self.missing_error()
         parts = self._load_parts()
-        for recordings in parts.values():
-            wrong = [i for i, label in enumerate(recordings.targets) if not 0 <= label < self.num_classes]
-            if wrong:
-                raise recordings.error(
-                    wrong[0], f"label {recordings.targets[wrong[0]]} outside 0..{self.num_classes - 1}"
-                )
-        if self.verify != "off":
-            root = os.path.abspath(self.root)
-            where = {part: os.path.normpath(os.path.join(root, path)) for part, (path, _) in self.parts.items()}
-            counts = {part: (where[part], len(parts[part]), published) for part, (_, published) in self.parts.items()}
-            check_counts(self.dataset_name, counts, self.allow_subset)
-            for part, recordings in parts.items():
-                check_classes(
-                    self.dataset_name,
-                    where[part],
-                    recordings.targets,
-                    self.class_names,
-                    self.allow_subset,
-                    self.published_per_class,
-                )
-        if self.verify == "full":
-            read_everything(self.dataset_name, list(parts.values()), self.num_workers)
+        self._check(parts)
         (recordings, train_indices), (test_recordings, test_indices) = self._split(parts)
         train_indices, val_indices = seeded_holdout(train_indices, self.val_fraction, self.split_seed)
         self.train_set = self._framed(recordings, train_indices, self.train_transform)
@@ -315,6 +294,25 @@ class EventDataModule(SpikeDataModule):
             "test": [test_recordings.files[i].name for i in test_indices],
         }
         self._write_split()
+
+    def _check(self, parts: dict[str, Recordings]) -> None:
+        """Labels (always), then per ``verify``: counts and classes (quick), every recording decoded (full)."""
+        for recordings in parts.values():
+            wrong = [i for i, label in enumerate(recordings.targets) if not 0 <= label < self.num_classes]
+            if wrong:
+                label = recordings.targets[wrong[0]]
+                raise recordings.error(wrong[0], f"label {label} outside 0..{self.num_classes - 1}")
+        if self.verify == "off":
+            return
+        root = os.path.abspath(self.root)
+        where = {part: os.path.normpath(os.path.join(root, path)) for part, (path, _) in self.parts.items()}
+        counts = {part: (where[part], len(parts[part]), published) for part, (_, published) in self.parts.items()}
+        check_counts(self.dataset_name, counts, self.allow_subset)
+        for part, recordings in parts.items():
+            names, per_class = self.class_names, self.published_per_class
+            check_classes(self.dataset_name, where[part], recordings.targets, names, self.allow_subset, per_class)
+        if self.verify == "full":
+            read_everything(self.dataset_name, list(parts.values()), self.num_workers)
 
     def _listed(
         self, listing: Listing, read: Callable[[RecordingFile], np.ndarray], check: Callable[[str, int], str | None]
