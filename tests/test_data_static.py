@@ -1,13 +1,16 @@
 """torchvision DataModules on tiny files fabricated in the real formats (MNIST idx, CIFAR pickled batches)."""
 
+import json
 import os
 import pickle
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
 import torchvision.datasets as tvd
 import torchvision.datasets.cifar as tv_cifar
+from lightning.pytorch.loggers import CSVLogger
 
 from _data_files import write_idx
 from spikegrad.data import (
@@ -76,6 +79,33 @@ def test_cifar10_pickled_batches(tmp_path, no_md5):
     xt, yt = next(iter(dm.test_dataloader()))
     assert yt.tolist() == list(range(8))
     assert abs(float(xt.mean())) < 1.0  # normalised
+
+
+def test_cifar_file_with_another_md5_is_named_and_not_downloaded_over(tmp_path, monkeypatch):
+    folder = tmp_path / "cifar-10-batches-py"
+    write_cifar(folder, [f"data_batch_{i}" for i in range(1, 6)], "labels", np.random.default_rng(1))
+    expected = (
+        f"^CIFAR-10: {folder / 'data_batch_1'}: md5 differs from torchvision's c99cafc152244af753f735de768cd75f; "
+    )
+    monkeypatch.setattr(tv_cifar, "download_and_extract_archive", lambda *a, **k: pytest.fail("downloaded"))
+    with pytest.raises(CorruptFileError, match=expected + "delete it and run again with download: true"):
+        CIFAR10DataModule(data_dir=str(tmp_path)).prepare_data()  # test_batch is missing, data_batch_1 damaged
+    (folder / "test_batch").write_bytes(b"")
+    (folder / "batches.meta").write_bytes(b"")
+    with pytest.raises(CorruptFileError, match=expected):
+        CIFAR10DataModule(data_dir=str(tmp_path)).setup()
+
+
+def test_static_split_file_names_samples_and_files(tmp_path, no_md5):
+    make_mnist(tmp_path)
+    dm = MNISTDataModule(data_dir=str(tmp_path), val_fraction=0.2, allow_subset=True)
+    dm.trainer = L.Trainer(logger=CSVLogger(str(tmp_path / "logs")), enable_progress_bar=False)
+    dm.setup()
+    with open(os.path.join(dm.trainer.log_dir, "data_split.json")) as f:
+        split = json.load(f)
+    assert [len(split[k]) for k in ("train", "val", "test")] == [16, 4, 6] and split["test"][0] == "test[0]"
+    assert split["files"]["test"] == ["MNIST/raw/t10k-images-idx3-ubyte", "MNIST/raw/t10k-labels-idx1-ubyte"]
+    assert not set(split["train"]) & set(split["val"]) and set(split["sha256"]) == {"train", "val", "test"}
 
 
 def test_cifar100_pickled_batches(tmp_path, no_md5):
