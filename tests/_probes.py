@@ -69,3 +69,30 @@ class SignalSelf(Callback):
             import signal
 
             os.kill(os.getpid(), getattr(signal, self.signal_name))
+
+
+class PoisonFirstLayer(Callback):
+    """At (epoch, batch) sets the model's first parameter (the first layer's weights) to NaN.
+
+    The first spiking layer's membrane potentials become NaN, so it stops spiking: the loss stays finite while the
+    NaN stays in the weights (and its gradients make the optimizer state NaN too).
+    """
+
+    def __init__(self, epoch: int, batch: int = 0) -> None:
+        self.epoch, self.batch = epoch, batch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            with torch.no_grad():
+                next(pl_module.parameters()).fill_(float("nan"))
+
+
+class WeightsAtStart(Callback):
+    """Saves the model's state dict at the start of fit to ``path`` (the weights training starts from)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        state = pl_module.state_dict()
+        torch.save({k: v.detach().clone() for k, v in state.items() if isinstance(v, torch.Tensor)}, self.path)

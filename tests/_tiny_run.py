@@ -11,6 +11,8 @@ import yaml
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 BIN = os.path.join(os.path.dirname(sys.executable), "spikegrad")
+TRUSTED_MODULES_ENV = "SPIKEGRAD_TRUSTED_MODULES"
+TRUSTED_TEST_MODULES = "_probes"  # the test-only callbacks that configs name as class_path: _probes.<Class>
 
 
 ALL_METHODS = ("two", "dspike", "psg", "msg")
@@ -78,6 +80,7 @@ def subprocess_env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [TESTS_DIR, env.get("PYTHONPATH")]))
     env.setdefault("OMP_NUM_THREADS", "2")
+    env[TRUSTED_MODULES_ENV] = TRUSTED_TEST_MODULES
     return env
 
 
@@ -86,21 +89,26 @@ def start_cli(args: list[str], cwd) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True)
 
 
-def run_cli(args: list[str], cwd, timeout: float = 240) -> subprocess.CompletedProcess:
+def run_cli(args: list[str], cwd, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([BIN, *args], cwd=str(cwd), env=subprocess_env(), capture_output=True, text=True,
                           timeout=timeout)
 
 
 def run_main(args: list[str], cwd) -> None:
-    """Runs ``spikegrad ARGS`` in this process (cheaper than a subprocess), from ``cwd``."""
+    """Runs ``spikegrad ARGS`` in this process (cheaper than a subprocess), from ``cwd``, trusting ``_probes``."""
     from spikegrad.cli import main
 
-    old = os.getcwd()
+    old, old_trusted = os.getcwd(), os.environ.get(TRUSTED_MODULES_ENV)
     os.chdir(str(cwd))
+    os.environ[TRUSTED_MODULES_ENV] = TRUSTED_TEST_MODULES
     try:
         main(args)
     finally:
         os.chdir(old)
+        if old_trusted is None:
+            os.environ.pop(TRUSTED_MODULES_ENV, None)
+        else:
+            os.environ[TRUSTED_MODULES_ENV] = old_trusted
 
 
 def run_dir(folder, name: str = "tiny", version: int = 0) -> str:

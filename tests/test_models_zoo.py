@@ -271,6 +271,7 @@ def test_paper_config_parses_and_runs_one_step(path, tmp_path, monkeypatch):
     The CLI is the project's own class with the settings of ``spikegrad.cli.main``, without subcommands (building
     the four subcommand parsers would cost more than the run itself)."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SPIKEGRAD_TRUSTED_MODULES", __name__)  # the fabricated DataModule's module
     patched = tmp_path / os.path.basename(path)
     patched.write_text(yaml.safe_dump(_with_fabricated_data(_load(path), time_steps=2)))
     cli = SpikegradCLI(

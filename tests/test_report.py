@@ -2,9 +2,11 @@
 
 import csv
 import os
+import time
 
 import matplotlib.image
 import pytest
+import yaml
 
 from spikegrad.cli import main as spikegrad_main
 from spikegrad.report import Run, differing_settings, flatten
@@ -81,3 +83,61 @@ def test_differing_settings_compare_callbacks_by_class():
     assert differing_settings([a, b]) == ["trainer.callbacks.Dspike.enabled"]
     assert differing_settings([a, b, c]) == ["trainer.callbacks.Dspike.b", "trainer.callbacks.Dspike.enabled"]
     assert differing_settings([a, a]) == []
+
+
+def _fake_run(folder, settings, segments):
+    """A run folder with ``config.yaml`` and one events file per (process) segment of epoch-end wall times."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "config.yaml"), "w") as f:
+        yaml.safe_dump(settings, f)
+    step = 0
+    for ends in segments:
+        writer = SummaryWriter(folder)
+        for wall in ends:
+            step += 4
+            writer.add_scalar("train/acc", 0.5, step, walltime=wall)
+            writer.add_scalar("val/acc", 0.25 + step / 100, step, walltime=wall)
+        writer.close()
+
+
+def test_report_of_awkward_names_values_and_a_resumed_run(tmp_path, capsys):
+    now = time.time()
+    # a folder name with glob characters; a setting with a line break; a run stopped for 15 minutes and resumed
+    _fake_run(str(tmp_path / "logs" / "a[1]" / "version_0"), {"model": {"note": "two\nlines"}},
+              [[now + 10, now + 20, now + 30], [now + 930, now + 940]])
+    _fake_run(str(tmp_path / "logs" / "b" / "version_0"), {"model": {"note": "one"}}, [[now + 5, now + 10]])
+    out = tmp_path / "report"
+    spikegrad_main(["report", str(tmp_path / "logs"), "--out", str(out)])
+    with open(out / "report.csv") as f:
+        rows = {row["run"]: row for row in csv.DictReader(f)}
+    resumed = rows["a[1]/version_0"]
+    assert float(resumed["best_val_acc"]) == pytest.approx(0.45)  # read despite the brackets
+    assert int(resumed["epochs"]) == 5 and float(resumed["sec_per_epoch"]) == pytest.approx(10, abs=0.01)
+    assert float(rows["b/version_0"]["sec_per_epoch"]) == pytest.approx(5, abs=0.01)
+    table = [line for line in (out / "report.md").read_text().splitlines() if line.startswith("|")]
+    assert len(table) == 4 and "| a[1]/version_0 | two<br>lines |" in table[2]
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("model: [1\n", "config.yaml is not valid YAML at line 2; fix or remove it"),
+    ("- a\n- b\n", "config.yaml holds a list, not a mapping of settings"),
+])
+def test_report_of_a_bad_config_is_one_line(tmp_path, capsys, content, message):
+    _fake_run(str(tmp_path / "run"), {}, [[time.time()]])
+    (tmp_path / "run" / "config.yaml").write_text(content)
+    with pytest.raises(SystemExit) as exit_info:
+        spikegrad_main(["report", str(tmp_path / "run"), "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and message in err.strip().splitlines()[-1]
+
+
+def test_report_out_that_is_a_file_is_one_line(tmp_path, capsys):
+    _fake_run(str(tmp_path / "run"), {}, [[time.time()]])
+    (tmp_path / "afile").write_text("")
+    for out, message in ((tmp_path / "afile", "is a file"), (tmp_path / "afile" / "below", "cannot write the report")):
+        with pytest.raises(SystemExit):
+            spikegrad_main(["report", str(tmp_path / "run"), "--out", str(out)])
+        assert message in capsys.readouterr().err.strip().splitlines()[-1]

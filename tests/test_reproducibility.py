@@ -15,6 +15,8 @@ import torch
 from _tiny_run import load_checkpoint, run_dir, run_main, start_cli, tiny_config
 
 pytestmark = pytest.mark.slow
+# the best checkpoint by "epoch", mode min: only epoch 0 is ever a new best, every later epoch is non-improving
+NON_IMPROVING = ["--checkpoint.monitor", "epoch", "--checkpoint.mode", "min", "--checkpoint.filename", "best-{epoch}"]
 
 
 def _block_at(folder, epoch, batch) -> dict:
@@ -22,7 +24,8 @@ def _block_at(folder, epoch, batch) -> dict:
             "init_args": {"epoch": epoch, "batch": batch, "marker": os.path.join(str(folder), "blocked")}}
 
 
-def _wait_for(path: str, proc: subprocess.Popen, timeout: float = 240) -> None:
+def _wait_for(path: str, proc: subprocess.Popen, timeout: float = 600) -> None:
+    """Waits until the run reaches its blocking batch; the limit is generous (a real hang never gets there)."""
     deadline = time.monotonic() + timeout
     while not os.path.exists(path):
         if proc.poll() is not None:
@@ -75,14 +78,14 @@ def _assert_same_training_state(a: dict, b: dict) -> None:
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     folder = tmp_path_factory.mktemp("uninterrupted")
-    config = tiny_config(folder, methods=True, max_epochs=2, callbacks=[_block_at(folder, None, 0)])
-    run_main(["fit", "-c", config], cwd=folder)
+    config = tiny_config(folder, methods=True, max_epochs=3, callbacks=[_block_at(folder, None, 0)])
+    run_main(["fit", "-c", config, *NON_IMPROVING], cwd=folder)
     return folder
 
 
 def test_same_seed_gives_identical_weights_and_metrics(uninterrupted, tmp_path):
-    config = tiny_config(tmp_path, methods=True, max_epochs=2, callbacks=[_block_at(tmp_path, None, 0)])
-    run_main(["fit", "-c", config], cwd=tmp_path)
+    config = tiny_config(tmp_path, methods=True, max_epochs=3, callbacks=[_block_at(tmp_path, None, 0)])
+    run_main(["fit", "-c", config, *NON_IMPROVING], cwd=tmp_path)
     first = load_checkpoint(os.path.join(run_dir(uninterrupted), "checkpoints", "last.ckpt"))
     second = load_checkpoint(os.path.join(run_dir(tmp_path), "checkpoints", "last.ckpt"))
     _assert_same_training_state(first, second)
@@ -92,28 +95,30 @@ def test_same_seed_gives_identical_weights_and_metrics(uninterrupted, tmp_path):
 
 
 def test_killed_run_resumed_from_last_checkpoint_ends_like_an_uninterrupted_one(uninterrupted, tmp_path):
-    # a real process, killed with SIGKILL in the middle of epoch 1 (epoch 0 is checkpointed)
-    config = tiny_config(tmp_path, methods=True, max_epochs=2, callbacks=[_block_at(tmp_path, 1, 2)])
-    proc = start_cli(["fit", "-c", config], cwd=tmp_path)
+    # a real process, killed with SIGKILL in the middle of epoch 2, after the non-improving epoch 1
+    config = tiny_config(tmp_path, methods=True, max_epochs=3, callbacks=[_block_at(tmp_path, 2, 2)])
+    proc = start_cli(["fit", "-c", config, *NON_IMPROVING], cwd=tmp_path)
     _wait_for(os.path.join(tmp_path, "blocked"), proc)
     proc.kill()
-    proc.wait(timeout=60)
+    proc.wait(timeout=600)
     assert proc.returncode == -signal.SIGKILL
-    last = os.path.join(run_dir(tmp_path), "checkpoints", "last.ckpt")
-    assert load_checkpoint(last)["epoch"] == 0
+    checkpoints = os.path.join(run_dir(tmp_path), "checkpoints")
+    assert sorted(os.listdir(checkpoints)) == ["best-0.ckpt", "last.ckpt"]  # epoch 1 was no new best ...
+    last = os.path.join(checkpoints, "last.ckpt")
+    assert load_checkpoint(last)["epoch"] == 1 and load_checkpoint(last)["global_step"] == 8  # ... and is kept
 
-    config = tiny_config(tmp_path, methods=True, max_epochs=2, callbacks=[_block_at(tmp_path, None, 0)])
-    run_main(["fit", "-c", config, "--ckpt_path", "last"], cwd=tmp_path)
+    config = tiny_config(tmp_path, methods=True, max_epochs=3, callbacks=[_block_at(tmp_path, None, 0)])
+    run_main(["fit", "-c", config, *NON_IMPROVING, "--ckpt_path", "last"], cwd=tmp_path)
     assert not os.path.exists(run_dir(tmp_path, version=1))  # continued in the same run folder
 
     resumed = load_checkpoint(last)
     reference = load_checkpoint(os.path.join(run_dir(uninterrupted), "checkpoints", "last.ckpt"))
-    assert resumed["epoch"] == 1 and resumed["global_step"] == 8
+    assert resumed["epoch"] == 2 and resumed["global_step"] == 12  # only epoch 2 was trained again
     _assert_same_training_state(reference, resumed)
     # the methods were active and their state moved: TWO weights adapted, searches ran every epoch
     method_state = _method_state(resumed)
-    assert method_state["two_weights"][0] != [1.0, 1.0, 1.0]  # updated at the start of epoch 1, after the resume
-    assert all(len(state["history"]) == 2 for state in method_state["callbacks"].values())
+    assert method_state["two_weights"][0] != [1.0, 1.0, 1.0]  # updated from epoch 1 on
+    assert all(len(state["history"]) == 3 for state in method_state["callbacks"].values())
     assert len(method_state["callbacks"]) == 2 and len(method_state["surrogates"]) >= 1
     manifest = json.load(open(os.path.join(run_dir(tmp_path), "manifest.resume-1.json")))
     assert manifest["trainer"]["resumed_from"] == last
@@ -124,7 +129,7 @@ def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path):
     proc = start_cli(["fit", "-c", config], cwd=tmp_path)
     _wait_for(os.path.join(tmp_path, "blocked"), proc)
     proc.send_signal(signal.SIGINT)
-    output, _ = proc.communicate(timeout=120)
+    output, _ = proc.communicate(timeout=600)  # a hang guard: minutes, since a loaded machine is slow
     assert proc.returncode == 1, output[-3000:]
     interrupted = os.path.join(run_dir(tmp_path), "checkpoints", "interrupted.ckpt")
     assert f"Interrupted: saved {interrupted}" in output

@@ -3,9 +3,9 @@
 Recorded: Python, torch, CUDA/cuDNN, lightning, torchmetrics, tonic and spikegrad versions; the git commit
 and whether the working tree had uncommitted changes (``SPIKEGRAD_GIT_COMMIT`` when there is no ``.git``,
 as in the Docker image); the full command line and working directory; the hardware (host, CPU, GPUs) and the
-process layout (devices, nodes, world size, strategy); the seed, ``deterministic`` and the checkpoint a
-run resumed from. A resumed run that writes into the same folder keeps the first manifest and adds
-``manifest.resume-<n>.json``.
+process layout (devices, nodes, world size, strategy); the seed, ``deterministic``, the checkpoint a run
+resumed from and the checkpoint whose weights a new run started from (``--ckpt_settings given``). A resumed
+run that writes into the same folder keeps the first manifest and adds ``manifest.resume-<n>.json``.
 """
 
 from __future__ import annotations
@@ -39,12 +39,19 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]
 
 
 def git_state(path: str | None = None) -> dict[str, Any]:
-    """``{"commit": sha or None, "dirty": bool or None}`` of the checkout holding ``path`` (default: this package)."""
+    """``{"commit": sha or None, "dirty": bool or None}`` of the checkout holding ``path`` (default: this package).
+
+    Read-only: ``git --no-optional-locks`` keeps ``git status`` from refreshing the index, which would take
+    ``.git/index.lock`` and rewrite ``.git/index`` in the user's source checkout.
+    """
     path = path or os.path.dirname(os.path.abspath(__file__))
 
     def git(*args: str) -> str | None:
         try:
-            out = subprocess.run(["git", *args], cwd=path, capture_output=True, text=True, timeout=10)
+            out = subprocess.run(
+                ["git", "--no-optional-locks", *args], cwd=path, capture_output=True, text=True, timeout=10,
+                env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
+            )
         except (OSError, subprocess.SubprocessError):
             return None
         return out.stdout if out.returncode == 0 else None
@@ -75,7 +82,10 @@ def hardware() -> dict[str, Any]:
 
 
 def collect_manifest(
-    trainer: L.Trainer | None = None, argv: list[str] | None = None, log_dir: str | None = None
+    trainer: L.Trainer | None = None,
+    argv: list[str] | None = None,
+    log_dir: str | None = None,
+    weights_from: str | None = None,
 ) -> dict[str, Any]:
     """Everything the manifest records, as a JSON-serialisable dict (collective-free: safe on process 0 alone)."""
     manifest: dict[str, Any] = {
@@ -105,6 +115,7 @@ def collect_manifest(
             "precision": str(trainer.precision),
             "deterministic": torch.are_deterministic_algorithms_enabled(),
             "resumed_from": str(trainer.ckpt_path) if trainer.ckpt_path else None,
+            "weights_from": weights_from,
             "log_dir": log_dir,
         }
     return manifest
@@ -129,10 +140,12 @@ class RunManifest(Callback):
 
     Args:
         argv: the command line to record (default ``sys.argv``).
+        weights_from: the checkpoint whose weights (only) the model started from, if any.
     """
 
-    def __init__(self, argv: list[str] | None = None) -> None:
+    def __init__(self, argv: list[str] | None = None, weights_from: str | None = None) -> None:
         self.argv = argv
+        self.weights_from = weights_from
         self.path: str | None = None
 
     def _write(self, trainer: L.Trainer) -> None:
@@ -142,7 +155,7 @@ class RunManifest(Callback):
         if log_dir is None:
             return
         if trainer.is_global_zero:
-            self.path = write_manifest(log_dir, collect_manifest(trainer, self.argv, log_dir))
+            self.path = write_manifest(log_dir, collect_manifest(trainer, self.argv, log_dir, self.weights_from))
         else:
             self.path = ""
 

@@ -12,7 +12,8 @@ the logger's ``hparams.yaml``). The report holds, per run:
 * ``firing_rate``, ``grad_sparsity``, ``energy_uJ`` (``energy/snn_uJ``) and ``snn_to_ann``: means over the
   samples of the last training epoch of the analysis callbacks' tags (``firing_rate/mean``, ...);
 * ``epochs`` and ``sec_per_epoch``: wall time between consecutive epoch ends (``train/acc`` events,
-  validation included), or from the first event to the only epoch end.
+  validation included) within one process, or from the first event to the only epoch end; a resumed run writes
+  a new events file, and the time between its files (while the run was stopped) is not counted.
 
 Written into ``--out``: ``report.md`` (table and plots), ``report.csv`` (the same table), ``accuracy.png``
 (validation and training accuracy per epoch), ``firing_rate.png`` and ``grad_sparsity.png`` (per spiking
@@ -59,6 +60,8 @@ class Run:
     scalars: dict[str, list[tuple[int, float, float]]] = field(default_factory=dict)
     settings: dict[str, str] = field(default_factory=dict)
     first_wall_time: float = math.nan
+    # per events file (one per process that wrote the run): its first wall time and its epoch ends' wall times
+    segments: list[tuple[float, list[float]]] = field(default_factory=list)
 
     def values(self, tag: str) -> list[float]:
         return [value for _, _, value in self.scalars.get(tag, [])]
@@ -79,12 +82,14 @@ class Run:
         return sum(last) / len(last)
 
     def seconds_per_epoch(self) -> float:
-        ends = [wall for _, wall in self.epoch_ends()]
-        if len(ends) >= 2:
-            return (ends[-1] - ends[0]) / (len(ends) - 1)
-        if len(ends) == 1 and math.isfinite(self.first_wall_time):
-            return ends[0] - self.first_wall_time
-        return math.nan
+        """Mean time between consecutive epoch ends of the same events file; with one epoch end only, the time
+        from the file's first event to it. Gaps between files (a run stopped and resumed) are not epochs."""
+        segments = self.segments or [(self.first_wall_time, [wall for _, wall in self.epoch_ends()])]
+        steps = [b - a for _, ends in segments for a, b in zip(ends, ends[1:], strict=False)]
+        if steps:
+            return sum(steps) / len(steps)
+        single = [ends[0] - first for first, ends in segments if len(ends) == 1 and math.isfinite(first)]
+        return sum(single) / len(single) if single else math.nan
 
 
 def find_runs(paths: list[str]) -> list[str]:
@@ -141,15 +146,25 @@ def _read_settings(run_dir: str) -> dict[str, str]:
     for filename in ("config.yaml", "hparams.yaml"):
         path = os.path.join(run_dir, filename)
         if os.path.isfile(path):
-            with open(path) as f:
-                return flatten(_callbacks_by_class(yaml.safe_load(f) or {}))
+            try:
+                with open(path) as f:
+                    settings = yaml.safe_load(f) or {}
+            except yaml.YAMLError as error:
+                mark = getattr(error, "problem_mark", None)
+                where = f" at line {mark.line + 1}" if mark is not None else ""
+                raise ValueError(f"report: {path} is not valid YAML{where}; fix or remove it") from None
+            if not isinstance(settings, dict):
+                raise ValueError(
+                    f"report: {path} holds a {type(settings).__name__}, not a mapping of settings; fix or remove it"
+                )
+            return flatten(_callbacks_by_class(settings))
     return {}
 
 
 def load_run(run_dir: str, name: str) -> Run:
     """Read a run's scalars (every events file in the folder, in time order) and settings."""
     run = Run(path=run_dir, name=name, settings=_read_settings(run_dir))
-    for events_file in sorted(glob.glob(os.path.join(run_dir, EVENTS_GLOB))):
+    for events_file in sorted(glob.glob(os.path.join(glob.escape(run_dir), EVENTS_GLOB))):
         accumulator = EventAccumulator(
             events_file, size_guidance={"scalars": 0, "histograms": 1, "images": 1, "tensors": 1}
         )
@@ -159,7 +174,11 @@ def load_run(run_dir: str, name: str) -> Run:
         except ValueError:
             continue
         run.first_wall_time = first if math.isnan(run.first_wall_time) else min(run.first_wall_time, first)
-        for tag in accumulator.Tags()["scalars"]:
+        tags = accumulator.Tags()["scalars"]
+        epoch_tag = "train/acc" if "train/acc" in tags else "val/acc" if "val/acc" in tags else None
+        ends = sorted(event.wall_time for event in accumulator.Scalars(epoch_tag)) if epoch_tag else []
+        run.segments.append((first, ends))
+        for tag in tags:
             run.scalars.setdefault(tag, []).extend(
                 (event.step, event.wall_time, event.value) for event in accumulator.Scalars(tag)
             )
@@ -220,10 +239,15 @@ def _format(value: object) -> str:
     return str(value)
 
 
+def _cell(value: object) -> str:
+    """A markdown table cell: ``|`` escaped, line breaks as ``<br>`` (a raw newline would end the table row)."""
+    return "<br>".join(_format(value).replace("|", "\\|").splitlines())
+
+
 def _markdown_table(rows: list[dict[str, object]]) -> str:
     columns = list(rows[0])
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    lines += ["| " + " | ".join(_format(row[c]).replace("|", "\\|") for c in columns) + " |" for row in rows]
+    lines = ["| " + " | ".join(map(_cell, columns)) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(_cell(row[c]) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -290,10 +314,14 @@ def main(args: list[str] | None = None) -> None:
     parser.add_argument("log_dirs", nargs="+", metavar="LOGDIR", help="run folders or folders holding runs")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder to write report.md, report.csv, *.png")
     options = parser.parse_args(args)
+    if os.path.exists(options.out) and not os.path.isdir(options.out):
+        parser.error(f"--out {options.out} is a file; valid values: a folder (created when missing)")
     try:
         markdown = build_report(options.log_dirs, options.out)
     except ValueError as err:
         parser.error(str(err))
+    except OSError as err:  # --out below a file, or not writable
+        parser.error(f"--out {options.out}: cannot write the report there ({err.strerror or err})")
     print(f"Report written to {markdown}")
 
 

@@ -60,6 +60,9 @@ class Surrogate:
 
     name: ClassVar[str] = ""
     default_alpha: ClassVar[float] = 1.0
+    # alpha values whose backward stays finite in float16: the derivative's peak and every factor the backward
+    # multiplies by (1/a, α, α², b/w, ...) stay below 1e4 (float16's largest value is 65504)
+    alpha_range: ClassVar[tuple[float, float]] = (1e-4, 1e4)
 
     def __init__(
         self,
@@ -69,8 +72,12 @@ class Surrogate:
         mask_fill: float = 0.0,
     ) -> None:
         self.alpha = float(self.default_alpha if alpha is None else alpha)
-        if not math.isfinite(self.alpha) or self.alpha <= 0:
-            raise ValueError(f"surrogate {self.name!r}: alpha must be a finite number > 0, got {alpha!r}")
+        low, high = self.alpha_range
+        if not low <= self.alpha <= high:
+            raise ValueError(
+                f"surrogate {self.name!r}: alpha must be in [{low:g}, {high:g}] (outside it the backward overflows "
+                f"or vanishes in float16), got {alpha!r}"
+            )
         if not 0.0 <= float(mask_p) < 1.0:
             raise ValueError(f"surrogate mask_p must be in [0, 1), got {mask_p!r}")
         self.mask_p = float(mask_p)
@@ -139,6 +146,7 @@ class Triangle(Surrogate):
 
     name = "triangle"
     default_alpha = 1.0
+    alpha_range = (1e-2, 1e2)  # the backward multiplies by α²
 
     def grad_(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         a = self.alpha
@@ -197,6 +205,7 @@ class DSpike(Surrogate):
 
     name = "dspike"
     default_alpha = 3.0
+    alpha_range = (1e-4, 1e3)  # peak b/(2w·tanh(b/2)) ≈ b/(2w) for a threshold w down to 0.1
 
     def __init__(self, alpha: float | None = None, width: float = 1.0, **mask) -> None:
         super().__init__(alpha, **mask)

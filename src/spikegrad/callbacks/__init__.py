@@ -9,6 +9,7 @@ from spikegrad.callbacks.finite_loss import NonFiniteLossGuard
 from spikegrad.callbacks.firing_rate import FiringRateMonitor
 from spikegrad.callbacks.gradient_sparsity import GradientSparsityMonitor
 from spikegrad.callbacks.interrupt_checkpoint import InterruptCheckpoint
+from spikegrad.callbacks.last_checkpoint import LastCheckpoint
 from spikegrad.callbacks.method_state import MethodStateMonitor
 from spikegrad.callbacks.potential import PotentialMonitor
 from spikegrad.callbacks.psg import ParametricSurrogate
@@ -24,5 +25,6 @@ __all__ = [
     "PotentialMonitor",
     "NonFiniteLossGuard",
     "InterruptCheckpoint",
+    "LastCheckpoint",
     "RandomStateCheckpoint",
 ]

@@ -8,6 +8,8 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from spikegrad.errors import RunFailed
+
 INTERRUPTED_NAME = "interrupted"
 
 
@@ -15,7 +17,9 @@ class InterruptCheckpoint(Callback):
     """Saves ``interrupted.ckpt`` beside ``last.ckpt`` when a fit is interrupted by Ctrl-C or SIGTERM.
 
     Like Lightning's ``OnExceptionCheckpoint``, but only for interruptions: errors (a non-finite loss, a bug)
-    save nothing, so the checkpoints left are the last good ones. (``OnExceptionCheckpoint`` is not used as
+    save nothing, so the checkpoints left are the last good ones; a state that fails the finiteness check of
+    :class:`~spikegrad.callbacks.finite_loss.NonFiniteLossGuard` is not saved either (the message says so).
+    (``OnExceptionCheckpoint`` is not used as
     is: its presence makes every ``fit`` without ``ckpt_path`` silently resume from ``last``.)
     ``--ckpt_path last`` picks ``interrupted.ckpt`` when it is newer than ``last.ckpt``; the file is removed
     when a later run finishes normally. Resuming from it continues mid-epoch: the data order of that epoch
@@ -38,7 +42,12 @@ class InterruptCheckpoint(Callback):
             return
         if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)):
             return
-        trainer.save_checkpoint(path)
+        try:
+            trainer.save_checkpoint(path)
+        except RunFailed as refused:  # NaN/Inf weights: better no interrupted.ckpt than a poisoned one
+            if trainer.is_global_zero:
+                print(f"\nInterrupted: {path} not saved: {refused}", flush=True)
+            return
         if trainer.is_global_zero:
             print(f"\nInterrupted: saved {path} (continue with --ckpt_path last)", flush=True)
 

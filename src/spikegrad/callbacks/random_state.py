@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
+import numpy as np
 import torch
-from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from lightning.pytorch.callbacks import Callback
+
+
+def random_states() -> dict[str, Any]:
+    """The global generators' states as plain values (lists, ints, tensors), so that a checkpoint holding them
+    loads with ``torch.load(weights_only=True)``."""
+    version, python_state, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "torch.cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+        "python": [version, list(python_state), gauss],
+    }
+
+
+def set_random_states(state: dict[str, Any]) -> None:
+    """Puts back what :func:`random_states` returned; the CUDA states only where CUDA is available."""
+    torch.set_rng_state(state["torch"])
+    if torch.cuda.is_available() and state.get("torch.cuda"):
+        torch.cuda.set_rng_state_all(state["torch.cuda"])
+    if "numpy" in state:
+        name, keys, pos, has_gauss, cached = state["numpy"]
+        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, python_state, gauss = state["python"]
+    random.setstate((version, tuple(python_state), gauss))
 
 
 class RandomStateCheckpoint(Callback):
@@ -23,20 +49,7 @@ class RandomStateCheckpoint(Callback):
     """
 
     def state_dict(self) -> dict[str, Any]:
-        state = _collect_rng_states(include_cuda=torch.cuda.is_available())
-        if "numpy" in state:  # plain lists, so that checkpoints load with torch.load(weights_only=True)
-            name, keys, pos, has_gauss, cached = state["numpy"]
-            state["numpy"] = [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
-        state["python"] = [state["python"][0], list(state["python"][1]), state["python"][2]]
-        return state
+        return random_states()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        state = dict(state_dict)
-        if not torch.cuda.is_available() or not state.get("torch.cuda"):
-            state.pop("torch.cuda", None)
-        if "numpy" in state:
-            import numpy as np
-
-            name, keys, pos, has_gauss, cached = state["numpy"]
-            state["numpy"] = (name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached)
-        _set_rng_states(state)
+        set_random_states(state_dict)
