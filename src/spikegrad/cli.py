@@ -20,12 +20,13 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgre
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from spikegrad.callbacks.finite_loss import NonFiniteLossGuard
-from spikegrad.callbacks.interrupt_checkpoint import InterruptCheckpoint
-from spikegrad.callbacks.random_state import RandomStateCheckpoint
+from spikegrad.callbacks.run.finite_loss import NonFiniteLossGuard
+from spikegrad.callbacks.run.interrupt_checkpoint import InterruptCheckpoint
+from spikegrad.callbacks.run.random_state import RandomStateCheckpoint
 from spikegrad.data.base import SpikeDataModule
 from spikegrad.data.errors import CorruptEventFileError, DatasetNotFoundError
-from spikegrad.errors import OneLineErrorParser, RunFailed, UsageError, report
+from spikegrad.class_paths import ClassPathErrorParser
+from spikegrad.errors import RunFailed, UsageError, report
 from spikegrad.manifest import RunManifest
 from spikegrad.module import SpikingClassifier
 from spikegrad.resume import resolve_ckpt_path
@@ -44,6 +45,8 @@ class SpikegradCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         for attribute in ("num_classes", "input_shape", "encoding"):
             parser.link_arguments(f"data.{attribute}", f"model.{attribute}", apply_on="instantiate")
+        # sequence data brings its T (event frames); jsonargparse skips the link for data without `time_steps`
+        parser.link_arguments("data.time_steps", "model.data_time_steps", apply_on="instantiate")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(
             {
@@ -116,7 +119,7 @@ def main(args: list[str] | None = None) -> None:
             SpikingClassifier,
             SpikeDataModule,
             subclass_mode_data=True,
-            parser_class=OneLineErrorParser,
+            parser_class=ClassPathErrorParser,
             parser_kwargs={"parser_mode": "omegaconf+", "prog": "spikegrad"},
             save_config_kwargs={"overwrite": True},
             trainer_defaults=TRAINER_DEFAULTS,

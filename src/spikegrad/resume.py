@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from spikegrad.callbacks.interrupt_checkpoint import INTERRUPTED_NAME
+from spikegrad.callbacks.run.interrupt_checkpoint import INTERRUPTED_NAME
 from spikegrad.errors import UsageError
 
 LIGHTNING_SPECIAL_PATHS = ("best", "hpc", "registry")

@@ -5,6 +5,7 @@ from spikegrad.data.digits import DigitsDataModule
 from spikegrad.data.errors import CorruptEventFileError, DatasetNotFoundError
 from spikegrad.data.event_base import EventDataModule
 from spikegrad.data.event_digits import EventDigitsDataModule
+from spikegrad.data.spike_patterns import SpikePatternDataModule
 from spikegrad.data.static import (
     CIFAR10DataModule,
     CIFAR100DataModule,
@@ -33,6 +34,7 @@ __all__ = [
     "CIFAR10DVSDataModule",
     "NCaltech101DataModule",
     "SHDDataModule",
+    "SpikePatternDataModule",
     "DatasetNotFoundError",
     "CorruptEventFileError",
 ]

@@ -1,0 +1,8 @@
+"""Run safety, added to every ``spikegrad`` run by the CLI: a stop on a NaN/Inf loss, a checkpoint on Ctrl-C or
+SIGTERM, and the random generators' state in checkpoints (exact resume)."""
+
+from spikegrad.callbacks.run.finite_loss import NonFiniteLossGuard
+from spikegrad.callbacks.run.interrupt_checkpoint import InterruptCheckpoint
+from spikegrad.callbacks.run.random_state import RandomStateCheckpoint
+
+__all__ = ["InterruptCheckpoint", "NonFiniteLossGuard", "RandomStateCheckpoint"]
