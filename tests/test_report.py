@@ -18,7 +18,7 @@ def _quickstart(repo_root, log_dir, name, *overrides):
         "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "1",
         "--trainer.limit_test_batches", "1", "--trainer.enable_progress_bar", "false",
         "--trainer.logger.init_args.save_dir", str(log_dir), "--trainer.logger.init_args.name", name,
-        "--model.backbone_args", "{channels: [8, 16], hidden: 32}",
+        "--model.backbone.init_args", "{channels: [8, 16], hidden: 32}",
         "--checkpoint.dirpath", str(log_dir / name / "ckpt"), *overrides,
     ])
 
@@ -40,8 +40,8 @@ def test_report_names_the_difference_and_writes_table_and_plots(two_runs, tmp_pa
         rows = list(csv.DictReader(f))
     assert [row["run"] for row in rows] == ["alpha2/version_0", "alpha4/version_0"]
     # the only setting the runs differ in (the logger's own folders are not settings)
-    assert [c for c in rows[0] if "." in c] == ["model.surrogate.alpha"]
-    assert [row["model.surrogate.alpha"] for row in rows] == ["2.0", "4.0"]
+    assert [c for c in rows[0] if "." in c] == ["model.surrogate.init_args.alpha"]
+    assert [row["model.surrogate.init_args.alpha"] for row in rows] == ["2.0", "4.0"]
     for row in rows:
         assert 0 < float(row["best_val_acc"]) <= 1 and 0 < float(row["test_acc"]) <= 1
         assert 0 < float(row["firing_rate"]) < 1
@@ -50,7 +50,7 @@ def test_report_names_the_difference_and_writes_table_and_plots(two_runs, tmp_pa
         assert int(row["epochs"]) == 2 and float(row["sec_per_epoch"]) > 0
 
     markdown = (out / "report.md").read_text()
-    assert "`model.surrogate.alpha`" in markdown and "| alpha4/version_0 | 4.0 |" in markdown
+    assert "`model.surrogate.init_args.alpha`" in markdown and "| alpha4/version_0 | 4.0 |" in markdown
     for png in ("accuracy.png", "firing_rate.png", "grad_sparsity.png"):
         assert f"]({png})" in markdown
         pixels = matplotlib.image.imread(out / png)

@@ -83,6 +83,8 @@ class SpikingClassifier(L.LightningModule):
         self.lr_scheduler_factory = lr_scheduler
         self.encoding = encoding
         self.time_steps = resolve_time_steps(time_steps, data_time_steps, encoding)
+        # the T in use goes into the hyperparameters (checkpoints, the logger), where it must agree with the data's
+        self.save_hyperparameters({"time_steps": self.time_steps})
         prototype = copy.deepcopy(surrogate)
 
         def make_neuron() -> SpikingNeuron:
