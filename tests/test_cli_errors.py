@@ -20,8 +20,7 @@ INVALID_SETTINGS = [
     (["--model.surrogate.mask_p", "-0.1"], "mask_p must be in [0, 1)"),
     (["--model.time_steps", "0"], "time_steps must be >= 1"),
     (["--model.time_steps", "null"], "model.time_steps must be set for direct input (the number of steps T)"),
-    (["--model.surrogate", "nosuch"], "model.surrogate: unknown class 'nosuch'; valid choices: ATan, DSpike, "
-     "Rectangle, Sigmoid, Triangle (or the import path of a Surrogate subclass)"),
+    (["--model.surrogate", "nosuch"], "model.surrogate: unknown class 'nosuch'; valid choices: ATan, DSpike, "),
     (["--model.surrogate", "spikegrad.neurons.LIF"], "model.surrogate: spikegrad.neurons.LIF is not a Surrogate; "
      "valid choices: ATan, DSpike"),
     (["--model.backbone", "nosuch"], "model.backbone: unknown class 'nosuch'; valid choices: CIFARNet, ResNet18"),

@@ -2,12 +2,10 @@
 
 import pytest
 import torch
-from test_neurons import FAMILY, family_input, layer_and_reference_grads
 
-from spikegrad.kernels import fused_multistep
-from spikegrad.neurons import IF, LIF, PLIF, lif_multistep
+from spikegrad.neurons import IF, LIF, lif_multistep
 from spikegrad.neurons.reference import lif_reference
-from spikegrad.surrogates import ATan, DSpike, Sigmoid
+from spikegrad.surrogates import ATan, DSpike
 
 # Two settings that together take every branch of the kernels (hard/soft, kept reset gradient, charge/leak
 # form, a full-support and a windowed surrogate); each compiles one forward and one backward kernel.
@@ -157,47 +155,7 @@ def test_compiled_keeps_channels_last_layout():
     torch.testing.assert_close(gx, g_ref, rtol=1e-5, atol=1e-6)
 
 
-# --- the family with learnable parameters, compiled: λ, κ, θ are tensor arguments of the kernels ---------------
-# Every reset × reset-gradient setting (each a branch of ∂L/∂θ in the kernel), both charge forms, with learned τ
-# (PLIF) and threshold; the eager kernels are checked on the full product in tests/test_neurons.py, and IF (fixed
-# λ, κ with a learned θ) against eager below. Each setting compiles one forward and one backward kernel (seconds).
-COMPILED_FAMILY = [
-    ("PLIF", "hard", False, True),
-    ("PLIF", "hard", True, False),
-    ("PLIF", "soft", False, False),
-    ("PLIF", "soft", True, True),
-]
-
-
-@pytest.mark.parametrize("neuron,reset,detach_reset,decay_input", COMPILED_FAMILY, ids=str)
-def test_compiled_family_equals_reference_with_parameter_gradients(neuron, reset, detach_reset, decay_input):
-    layer = FAMILY[neuron](surrogate=Sigmoid(), v_threshold=0.8, reset=reset, detach_reset=detach_reset,
-                           decay_input=decay_input, learn_threshold=True, backend="compile").double()
-    x, grad_s, grad_h = family_input(seed=7, T=5)
-    (s, h, fused), (s_ref, h_ref, reference) = layer_and_reference_grads(layer, x, grad_s, grad_h)
-    assert torch.equal(s, s_ref)
-    torch.testing.assert_close(h, h_ref, rtol=1e-9, atol=1e-12)
-    assert len(fused) == (3 if neuron == "PLIF" else 2)
-    for got, want in zip(fused, reference, strict=True):
-        torch.testing.assert_close(got, want, rtol=1e-7, atol=1e-10)
-
-
-def test_compiled_gradcheck_of_plif_tau_and_threshold():
-    """Soft reset, detached: h is piecewise linear in x, w (through sigmoid) and θ, so gradcheck applies."""
-    layer = PLIF(Sigmoid(), init_tau=1.8, v_threshold=1.0, reset="soft", learn_threshold=True,
-                 backend="compile").double()
-    x = family_input(seed=4, T=5, shape=(6,))[0]
-
-    def potentials(inp, w, theta):  # the layer's forward with its parameters as inputs (gradcheck perturbs them)
-        k = torch.sigmoid(w)
-        return fused_multistep(inp, layer.surrogate, 1 - k, k, theta, False, True, backend="compile")[1]
-
-    w = layer.w.detach().clone().requires_grad_()
-    theta = layer.v_threshold.detach().clone().requires_grad_()
-    assert (potentials(x, w, theta).detach() - 1.0).abs().min() > 1e-4
-    assert torch.autograd.gradcheck(potentials, (x, w, theta), eps=1e-6, atol=1e-8)
-
-
+# --- learnable settings, compiled (PLIF's own on every option: tests/test_neuron_plif.py) ---------------------
 def test_compiled_recording_and_learned_threshold_agree_with_eager():
     """Recording runs the compiled backward (its zero counts are the eager ones); an IF with a learned θ (fixed λ,
     κ as kernel constants, θ a tensor argument) gets the eager gradients, MSG mask included (same seed)."""

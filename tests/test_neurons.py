@@ -1,6 +1,6 @@
 """The fused multi-step neurons equal autograd through the step-by-step references, for every option, with the
 eager kernels (tests/test_kernels.py does the same for the compiled ones): spikes, potentials, and the gradients
-of the input and of every learnable parameter (LIF, IF, PLIF, learnable threshold)."""
+of the input and of every learnable parameter (LIF, IF, learnable threshold; PLIF in tests/test_neuron_plif.py)."""
 
 import itertools
 
@@ -230,18 +230,9 @@ def test_cuda_matches_cpu(reset, detach_reset, decay_input, shape):
     torch.testing.assert_close(g_gpu.cpu(), g_cpu, rtol=1e-6, atol=1e-9)
 
 
-# --- the family: IF, LIF, PLIF, learnable threshold; gradients of the parameters ---------------------------------
-FAMILY = {
-    "IF": lambda **kw: IF(**{k: v for k, v in kw.items() if k != "decay_input"}),
-    "LIF": lambda **kw: LIF(tau=1.8, **kw),
-    "PLIF": lambda **kw: PLIF(init_tau=1.8, **kw),
-}
-FAMILY_OPTIONS = [
-    (neuron, reset, detach, decay, learn)
-    for neuron, reset, detach, decay, learn in itertools.product(
-        FAMILY, ("hard", "soft"), (True, False), (True, False), (False, True))
-    if not (neuron == "IF" and not decay)  # IF has no charge form to choose
-]
+# --- the family: IF, LIF, learnable threshold; gradients of the parameters --------------------------------------
+# The check below is shared: a neuron's own test file runs it with its options (tests/test_neuron_plif.py).
+OPTIONS_OF_THE_BASE = list(itertools.product(("hard", "soft"), (True, False), (False, True)))  # reset, detach, θ
 
 
 def layer_and_reference_grads(layer: SpikingNeuron, x, grad_s, grad_h):
@@ -261,22 +252,32 @@ def family_input(seed=0, T=6, shape=(3, 7)):
     return x, torch.randn(x.shape, generator=g, dtype=x.dtype), torch.randn(x.shape, generator=g, dtype=x.dtype) * 0.1
 
 
-@pytest.mark.parametrize("neuron,reset,detach_reset,decay_input,learn_threshold", FAMILY_OPTIONS, ids=_option_id)
-def test_family_equals_reference_with_parameter_gradients(neuron, reset, detach_reset, decay_input,
-                                                         learn_threshold):
-    layer = FAMILY[neuron](surrogate=Triangle(alpha=0.7), v_threshold=0.8, reset=reset, detach_reset=detach_reset,
-                           decay_input=decay_input, learn_threshold=learn_threshold).double()
-    x, grad_s, grad_h = family_input()
-    (s, h, fused), (s_ref, h_ref, reference) = layer_and_reference_grads(layer, x, grad_s, grad_h)
-    assert s.sum() > 0 and (s == 0).sum() > 0
+def check_equals_reference(layer: SpikingNeuron, parameters: int, rtol=1e-9, seed=0, T=6) -> None:
+    """The layer (float64) against :func:`reference_forward`: spikes, potentials, and the gradients of the input and
+    of its ``parameters`` learnable parameters, which must all receive one."""
+    x, grad_s, grad_h = family_input(seed=seed, T=T)
+    (s, h, fused), (s_ref, h_ref, reference) = layer_and_reference_grads(layer.double(), x, grad_s, grad_h)
+    assert s.sum() > 0 and (s == 0).sum() > 0  # the input fires some neurons, not all
     assert torch.equal(s, s_ref)
-    torch.testing.assert_close(h, h_ref, rtol=1e-12, atol=1e-12)
-    expected = 1 + (neuron == "PLIF") + learn_threshold  # x, PLIF's w, θ
-    assert len(fused) == expected
+    torch.testing.assert_close(h, h_ref, rtol=1e-9, atol=1e-12)
+    assert len(fused) == 1 + parameters
     for got, want in zip(fused, reference, strict=True):
-        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-10)
-    if len(fused) > 1:
-        assert all(g.abs().sum() > 0 for g in fused[1:])  # the parameters do receive a gradient
+        torch.testing.assert_close(got, want, rtol=rtol, atol=1e-10)
+    assert all(g.abs().sum() > 0 for g in fused[1:])  # the parameters do receive a gradient
+
+
+@pytest.mark.parametrize("reset,detach_reset,learn_threshold", OPTIONS_OF_THE_BASE, ids=_option_id)
+@pytest.mark.parametrize("decay_input", [True, False])
+def test_lif_equals_reference_with_parameter_gradients(reset, detach_reset, learn_threshold, decay_input):
+    layer = LIF(Triangle(alpha=0.7), tau=1.8, v_threshold=0.8, reset=reset, detach_reset=detach_reset,
+                decay_input=decay_input, learn_threshold=learn_threshold)
+    check_equals_reference(layer, parameters=int(learn_threshold))
+
+
+@pytest.mark.parametrize("reset,detach_reset,learn_threshold", OPTIONS_OF_THE_BASE, ids=_option_id)
+def test_if_equals_reference_with_parameter_gradients(reset, detach_reset, learn_threshold):
+    layer = IF(DSpike(), v_threshold=0.8, reset=reset, detach_reset=detach_reset, learn_threshold=learn_threshold)
+    check_equals_reference(layer, parameters=int(learn_threshold))
 
 
 @pytest.mark.parametrize("reset", ["hard", "soft"])
