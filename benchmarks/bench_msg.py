@@ -46,10 +46,10 @@ def backward_call(shape, surrogate, device: str, backend: str = "eager"):
 
 def training_step_call(mask_p: float, device: str, backend: str = "eager"):
     """A closure running forward + backward of the quickstart conv net (digits size, T = 4, batch 64)."""
-    from spikegrad.module import SpikingClassifier
     from functools import partial
 
     from spikegrad.models import SpikingConvNet
+    from spikegrad.module import SpikingClassifier
     from spikegrad.neurons import LIF
 
     torch.manual_seed(0)

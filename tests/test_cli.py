@@ -6,6 +6,7 @@ import sys
 
 import pytest
 import yaml
+
 from _tiny_run import load_checkpoint, run_dir, run_main, tiny_config
 
 BIN = os.path.join(os.path.dirname(sys.executable), "spikegrad")

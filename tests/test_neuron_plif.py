@@ -6,11 +6,11 @@ import math
 
 import pytest
 import torch
-from test_neurons import OPTIONS_OF_THE_BASE, check_equals_reference, family_input
 
 from spikegrad.kernels import fused_multistep
 from spikegrad.neurons import PLIF
 from spikegrad.surrogates import ATan, Sigmoid, Triangle
+from test_neurons import OPTIONS_OF_THE_BASE, check_equals_reference, family_input
 
 
 @pytest.mark.parametrize("reset,detach_reset,learn_threshold", OPTIONS_OF_THE_BASE, ids=str)

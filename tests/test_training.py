@@ -103,5 +103,6 @@ def test_bad_module_settings_are_one_line_errors(kwargs, needle):
 def test_sequence_data_brings_its_time_steps():
     model = SpikingClassifier(encoding="sequence", data_time_steps=6, input_shape=(2, 4, 4))
     assert model.time_steps == 6
-    assert SpikingClassifier(encoding="sequence", time_steps=6, data_time_steps=6, input_shape=(2, 4, 4)).time_steps == 6
+    same = SpikingClassifier(encoding="sequence", time_steps=6, data_time_steps=6, input_shape=(2, 4, 4))
+    assert same.time_steps == 6
     assert SpikingClassifier(time_steps=3, data_time_steps=None).time_steps == 3  # static data: the model's T

@@ -23,9 +23,9 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from spikegrad.callbacks.run.finite_loss import NonFiniteLossGuard
 from spikegrad.callbacks.run.interrupt_checkpoint import InterruptCheckpoint
 from spikegrad.callbacks.run.random_state import RandomStateCheckpoint
+from spikegrad.class_paths import ClassPathErrorParser
 from spikegrad.data.base import SpikeDataModule
 from spikegrad.data.errors import CorruptEventFileError, DatasetNotFoundError
-from spikegrad.class_paths import ClassPathErrorParser
 from spikegrad.errors import RunFailed, UsageError, report
 from spikegrad.manifest import RunManifest
 from spikegrad.module import SpikingClassifier

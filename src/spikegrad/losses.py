@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 
 import torch
 import torch.nn.functional as F
+
 __all__ = ["CrossEntropyLoss", "Loss", "TemporalEfficientTrainingLoss"]
 
 

@@ -93,7 +93,9 @@ class SpikingClassifier(L.LightningModule):
         make_neuron()  # validates the neuron and surrogate settings before anything else is built
         self.backbone = backbone(tuple(input_shape), num_classes, make_neuron)
         if not isinstance(self.backbone, Backbone):
-            raise ValueError(f"model.backbone must build a spikegrad.models.Backbone, got {type(self.backbone).__name__}")
+            raise ValueError(
+                f"model.backbone must build a spikegrad.models.Backbone, got {type(self.backbone).__name__}"
+            )
         self.decoder = decoder(self.time_steps)
         self.loss_fn = loss
         self.pda = PDASettings(**pda) if isinstance(pda, dict) else pda

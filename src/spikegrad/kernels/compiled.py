@@ -206,7 +206,8 @@ def forward(x: torch.Tensor, decay, input_scale, v_threshold, hard_reset: bool, 
 def backward(
     saved: torch.Tensor, x: torch.Tensor | None, grad_s: torch.Tensor | None, grad_h: torch.Tensor | None,
     decay, input_scale, v_threshold, hard_reset: bool, detach_reset: bool, surrogate: Surrogate,
-    out_dtype: torch.dtype, from_input: bool = False, needs: tuple = (False, False, False), recorder: dict | None = None,
+    out_dtype: torch.dtype, from_input: bool = False, needs: tuple = (False, False, False),
+    recorder: dict | None = None,
 ):
     """Compiled backward: ``(∂L/∂x, ∂L/∂λ, ∂L/∂κ, ∂L/∂θ)`` from the saved potentials ``h`` (or, with
     ``from_input``, the input ``x``, from which ``h`` is recomputed) and the incoming gradients (either may be

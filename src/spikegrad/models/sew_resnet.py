@@ -22,8 +22,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from spikegrad.models.blocks import conv_norm_spike, linear_head, make_norm, spatial_size
 from spikegrad.models.base import Backbone, NeuronFactory
+from spikegrad.models.blocks import conv_norm_spike, linear_head, make_norm, spatial_size
 from spikegrad.models.layers import TimeDistributed
 from spikegrad.models.norm import NormFactory
 

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from spikegrad.models.blocks import conv_norm_spike, linear_head, make_norm, spatial_size
 from spikegrad.models.base import Backbone, NeuronFactory
+from spikegrad.models.blocks import conv_norm_spike, linear_head, make_norm, spatial_size
 from spikegrad.models.layers import TimeDistributed
 
 __all__ = ["VGG11", "VGG16", "VGGSNN", "SpikingVGG", "VGG_LAYERS"]

@@ -131,7 +131,9 @@ class SpikingNeuron(nn.Module, ABC):
     @surrogate.setter
     def surrogate(self, surrogate: Surrogate) -> None:
         if not isinstance(surrogate, Surrogate):
-            raise TypeError(f"neuron surrogate must be a spikegrad.surrogates.Surrogate, got {type(surrogate).__name__}")
+            raise TypeError(
+                f"neuron surrogate must be a spikegrad.surrogates.Surrogate, got {type(surrogate).__name__}"
+            )
         surrogate.bind_threshold(self.threshold_value())
         self._surrogate = surrogate
 
@@ -180,7 +182,8 @@ class SpikingNeuron(nn.Module, ABC):
             self.recorded, self.potential = recorded, potential
 
     def extra_repr(self) -> str:
-        text = (f"v_threshold={self.threshold_value():g}{' (learned)' if self.learn_threshold else ''}, reset={self.reset!r}, "
+        learned = " (learned)" if self.learn_threshold else ""
+        text = (f"v_threshold={self.threshold_value():g}{learned}, reset={self.reset!r}, "
                 f"detach_reset={self.detach_reset}, surrogate={self.surrogate}")
         return text + (f", backend={self.backend!r}" if self.backend != "eager" else "")
 

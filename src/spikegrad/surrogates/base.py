@@ -79,7 +79,7 @@ class Surrogate(ABC):
         """Half-width of the window where ``g(x) != 0`` (``inf`` for shapes with full support)."""
         return math.inf
 
-    def bind_threshold(self, v_threshold: float) -> None:
+    def bind_threshold(self, v_threshold: float) -> None:  # noqa: B027 (a hook: most shapes need nothing)
         """Called by the neuron that owns this surrogate with its threshold θ (Dspike sets its window from it)."""
 
     # --- the masked derivative (MSG), in one place ----------------------------------------------------------
