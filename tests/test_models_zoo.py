@@ -57,7 +57,7 @@ PAPER_INPUTS = {
 }
 
 
-def build_backbone(name: str, input_shape, num_classes: int, neuron, **options) -> Backbone:
+def backbone_of(name: str, input_shape, num_classes: int, neuron, **options) -> Backbone:
     """The backbone class ``name`` of spikegrad.models, built as the classifier builds it."""
     return getattr(models, name)(tuple(input_shape), num_classes, neuron, **options)
 
@@ -73,15 +73,15 @@ def count_parameters(module: torch.nn.Module) -> int:
 @pytest.mark.parametrize("name,shape,classes,expected", PARAMETER_COUNTS)
 def test_parameter_count(name, shape, classes, expected):
     with torch.device("meta"):  # no memory, no initialisation: only the shapes
-        model = build_backbone(name, shape, classes, LIF)
+        model = backbone_of(name, shape, classes, LIF)
     assert count_parameters(model) == expected
 
 
 @pytest.mark.parametrize("norm", ["tbn", "per_step", "tdbn"])
 def test_norm_forms_add_no_parameters(norm):
     with torch.device("meta"):
-        plain = count_parameters(build_backbone("ResNet19", (3, 32, 32), 10, LIF))
-        other = count_parameters(build_backbone("ResNet19", (3, 32, 32), 10, LIF, norm=norm))
+        plain = count_parameters(backbone_of("ResNet19", (3, 32, 32), 10, LIF))
+        other = count_parameters(backbone_of("ResNet19", (3, 32, 32), 10, LIF, norm=norm))
     assert other == plain
 
 
@@ -89,7 +89,7 @@ def test_norm_forms_add_no_parameters(norm):
 def test_forward_shape_and_backward(name):
     torch.manual_seed(0)
     shape, T, B, K = PAPER_INPUTS[name], 2, 1, 5
-    model = build_backbone(name, shape, K, LIF)
+    model = backbone_of(name, shape, K, LIF)
     x = torch.rand(T, B, *shape, requires_grad=True)
     out = model(x)
     assert out.shape == (T, B, K)
@@ -102,7 +102,7 @@ def test_forward_shape_and_backward(name):
 
 @pytest.mark.parametrize("norm", ["per_step", "tdbn"])
 def test_backbone_with_norm_option_runs(norm):
-    model = build_backbone("ResNet20", (2, 8, 8), 3, LIF, norm=norm, widths=[8, 16, 16], stem_channels=8)
+    model = backbone_of("ResNet20", (2, 8, 8), 3, LIF, norm=norm, widths=[8, 16, 16], stem_channels=8)
     out = model(torch.rand(3, 4, 2, 8, 8))
     assert out.shape == (3, 4, 3)
     out.sum().backward()
@@ -122,11 +122,11 @@ def test_every_backbone_is_a_backbone_class_with_its_options_in_the_signature():
 
 def test_bad_settings_are_one_line_errors():
     with pytest.raises(ValueError, match="valid choices: tbn, per_step, tdbn"):
-        build_backbone("ResNet18", (3, 32, 32), 10, LIF, norm="layer")
+        backbone_of("ResNet18", (3, 32, 32), 10, LIF, norm="layer")
     with pytest.raises(ValueError, match="at least 16x16"):
-        build_backbone("VGGSNN", (2, 8, 8), 10, LIF)
+        backbone_of("VGGSNN", (2, 8, 8), 10, LIF)
     with pytest.raises(ValueError, match="ADD, AND, IAND"):
-        build_backbone("SEWResNet34", (3, 16, 16), 10, LIF, connect="OR")
+        backbone_of("SEWResNet34", (3, 16, 16), 10, LIF, connect="OR")
 
 
 # --- batch-norm forms ---------------------------------------------------------------------------------------
@@ -165,7 +165,7 @@ def test_tdbn_scales_the_normalised_value_by_alpha_threshold():
 
 
 def test_resnet_tdbn_uses_reduced_alpha_before_the_residual_add():
-    model = build_backbone("ResNet20", (3, 8, 8), 10, lambda: LIF(v_threshold=0.5), norm="tdbn")
+    model = backbone_of("ResNet20", (3, 8, 8), 10, lambda: LIF(v_threshold=0.5), norm="tdbn")
     block = model[1][0]
     assert block.conv1[1].scale == pytest.approx(0.5)
     assert block.conv2[1].scale == pytest.approx(0.5 / math.sqrt(2))
@@ -174,7 +174,7 @@ def test_resnet_tdbn_uses_reduced_alpha_before_the_residual_add():
 
 
 def test_norms_survive_sync_batchnorm_conversion():
-    model = build_backbone("ResNet20", (3, 8, 8), 10, LIF, norm="per_step", widths=[8, 8, 8], stem_channels=8)
+    model = backbone_of("ResNet20", (3, 8, 8), 10, LIF, norm="per_step", widths=[8, 8, 8], stem_channels=8)
     converted = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     norms = [m for m in converted.modules() if isinstance(m, SpikingBatchNorm)]
     assert norms and all(isinstance(m.bn, torch.nn.SyncBatchNorm) and m.per_step for m in norms)
@@ -182,7 +182,7 @@ def test_norms_survive_sync_batchnorm_conversion():
 
 @pytest.mark.parametrize("connect", ["AND", "IAND"])
 def test_sew_connect_functions(connect):
-    model = build_backbone("SEWResNet34", (3, 16, 16), 4, LIF, connect=connect, blocks=[1, 1], widths=[8, 16])
+    model = backbone_of("SEWResNet34", (3, 16, 16), 4, LIF, connect=connect, blocks=[1, 1], widths=[8, 16])
     out = model(torch.rand(2, 2, 3, 16, 16))
     assert out.shape == (2, 2, 4)
 

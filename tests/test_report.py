@@ -72,11 +72,11 @@ def test_differing_settings_compare_callbacks_by_class():
     def run(name, config):
         return Run(path=name, name=name, settings=flatten(config))
 
-    base = {"model": {"surrogate": {"alpha": 2.0}, "backbone_args": {"channels": [8, 16]}}}
+    base = {"model": {"surrogate": {"init_args": {"alpha": 2.0}}, "backbone": {"init_args": {"channels": [8, 16]}}}}
     a = run("a", {**base, "trainer": {"callbacks": {"Dspike": {"enabled": True, "b": 3.0}}}})
     b = run("b", {**base, "trainer": {"callbacks": {}}})
     c = run("c", {**base, "trainer": {"callbacks": {"Dspike": {"enabled": True, "b": 1.0}}}})
-    assert a.settings["model.backbone_args.channels"] == "[8, 16]"
+    assert a.settings["model.backbone.init_args.channels"] == "[8, 16]"
     # b lacks the callback: its arguments add nothing beyond "enabled"
     assert differing_settings([a, b]) == ["trainer.callbacks.Dspike.enabled"]
     assert differing_settings([a, b, c]) == ["trainer.callbacks.Dspike.b", "trainer.callbacks.Dspike.enabled"]
