@@ -518,7 +518,7 @@ def reset_timing(shape=(20, 64, 2048), repeats: int = 30) -> dict:
     the two settings alternate, so that load changes hit both alike."""
     from spikegrad.neurons import LIF
 
-    layers = {d: LIF(detach_reset=d, surrogate="atan") for d in (True, False)}
+    layers = {d: LIF(detach_reset=d) for d in (True, False)}  # ATan, the default surrogate
     x = torch.randn(*shape) * 0.8 + 0.6
     times: dict[bool, list[float]] = {True: [], False: []}
     for i in range(repeats + 3):

@@ -22,7 +22,6 @@ exactly. A user's own shape is a subclass in the user's module that implements :
 
 from __future__ import annotations
 
-import copy
 import importlib
 import inspect
 import math
@@ -146,9 +145,6 @@ class Surrogate(ABC):
     def replace(self, **changes) -> Surrogate:
         """A copy with some ``__init__`` arguments changed (e.g. ``alpha`` for a search)."""
         return type(self)(**{**self.init_args(), **changes})
-
-    def copy(self) -> Surrogate:
-        return copy.deepcopy(self)
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and other.init_args() == self.init_args()

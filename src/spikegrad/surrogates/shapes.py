@@ -134,7 +134,7 @@ class DSpike(Surrogate):
     Args:
         alpha: the temperature ``b``.
         width: the window width ``w``; ``None`` (default) takes the threshold θ of the neuron that owns the
-            surrogate (the paper's window ``h/θ ∈ [0, 1]``).
+            surrogate (the paper's window ``h/θ ∈ [0, 1]``; its initial value when the threshold is learned).
     """
 
     def __init__(self, alpha: float = 3.0, width: float | None = None, **masking) -> None:
