@@ -57,15 +57,10 @@ def _value(setting) -> float:
     return float(setting.item()) if isinstance(setting, torch.Tensor) else float(setting)
 
 
-def _caster(*settings):
-    """Casts the kernels' parameter gradients to the dtype and device of the settings they belong to."""
-    likes = [p if isinstance(p, torch.Tensor) else None for p in settings]
-
-    def cast(grads):
-        return [None if g is None or like is None else g.to(like.device, like.dtype).reshape(like.shape)
-                for g, like in zip(grads, likes, strict=True)]
-
-    return cast
+def _cast_like(grads, settings) -> list:
+    """The kernels' parameter gradients in the dtype, device and shape of the settings they belong to."""
+    return [None if g is None else g.to(p.device, p.dtype).reshape(p.shape) for g, p in zip(grads, settings,
+                                                                                             strict=True)]
 
 
 class _FusedMultiStep(torch.autograd.Function):
@@ -91,7 +86,7 @@ class _FusedMultiStep(torch.autograd.Function):
         ctx.save_for_backward(saved, x if keep_input else None)
         ctx.from_input = saved is x
         ctx.params, ctx.needs, ctx.settings, ctx.in_dtype = params, needs, settings, x.dtype
-        ctx.grads_like = _caster(decay, input_scale, v_threshold)
+        ctx.learned = (decay, input_scale, v_threshold) if any(needs) else None
         ctx.set_materialize_grads(False)
         return spikes, h_seq
 
@@ -115,7 +110,9 @@ class _FusedMultiStep(torch.autograd.Function):
                 settings.surrogate, recorder, ctx.needs,
             )
             grad_x = grad_x.to(ctx.in_dtype)
-        return grad_x, *ctx.grads_like(grads), None
+        if ctx.learned is not None:
+            grads = _cast_like(grads, ctx.learned)
+        return grad_x, *grads, None
 
 
 def fused_multistep(

@@ -95,8 +95,8 @@ def _potentials(x: torch.Tensor, decay, input_scale, v_threshold, hard_reset: bo
 
 
 def _make_forward(decay, input_scale, v_threshold, hard_reset: bool, out_dtype: torch.dtype, with_potentials: bool):
-    def forward(x: torch.Tensor, params: torch.Tensor | None):
-        lam, kappa, theta = _settings(params, decay, input_scale, v_threshold)
+    def forward(x: torch.Tensor, *params: torch.Tensor):  # params: [λ, κ, θ] when one is learned, else nothing
+        lam, kappa, theta = _settings(params[0] if params else None, decay, input_scale, v_threshold)
         potentials, spikes = _potentials(x, lam, kappa, theta, hard_reset)
         spikes = torch.stack([s.to(out_dtype) for s in spikes])
         return (torch.stack(potentials), spikes) if with_potentials else spikes
@@ -109,11 +109,14 @@ def _make_backward(
     out_dtype: torch.dtype, has_grad_s: bool, has_grad_h: bool, from_input: bool, needs: tuple, record: bool,
 ):
     need_decay, need_scale, need_threshold = needs
+    learned = decay is None or input_scale is None or v_threshold is None
+    present = (has_grad_s, has_grad_h, surrogate.masked, need_scale and not from_input, learned)
 
-    def backward(
-        saved: torch.Tensor, x: torch.Tensor | None, grad_s: torch.Tensor | None, grad_h: torch.Tensor | None,
-        kept: torch.Tensor | None, params: torch.Tensor | None,
-    ):
+    def backward(saved: torch.Tensor, *given: torch.Tensor):
+        # only the inputs this setting reads are passed (each argument costs a guard check on every call)
+        inputs = iter(given)
+        grad_s, grad_h, kept, x, params = (next(inputs) if p else None for p in present)
+        x = saved if from_input else x
         lam, kappa, theta = _settings(params, decay, input_scale, v_threshold)
         if from_input:  # ``saved`` is x: recompute h (cheap arithmetic instead of a stored tensor)
             potentials, _ = _potentials(saved, lam, kappa, theta, hard_reset)
@@ -159,7 +162,8 @@ def _make_backward(
         grad_x = torch.stack(out)
         if input_scale is None or input_scale != 1.0:
             grad_x = grad_x * kappa
-        return grad_x.to(out_dtype), gl, gk, gt, zeros_g, zeros_a
+        wanted = [g for g, need in zip((gl, gk, gt), needs, strict=True) if need]
+        return (grad_x.to(out_dtype), *wanted, *((zeros_g, zeros_a) if record else ()))
 
     return backward
 
@@ -182,11 +186,12 @@ def _unrows(y: torch.Tensor, like: torch.Tensor, order: list[int]) -> torch.Tens
 
 def _params(x: torch.Tensor, decay, input_scale, v_threshold) -> torch.Tensor | None:
     """The learnable settings as one tensor argument ``[λ, κ, θ]`` (``None`` when all are fixed)."""
-    values = (decay, input_scale, v_threshold)
-    if not any(isinstance(v, torch.Tensor) for v in values):
+    if not (isinstance(decay, torch.Tensor) or isinstance(input_scale, torch.Tensor)
+            or isinstance(v_threshold, torch.Tensor)):
         return None
     cdtype = torch.promote_types(x.dtype, torch.float32)
-    return torch.stack([torch.as_tensor(v, dtype=cdtype, device=x.device).detach().reshape(()) for v in values])
+    return torch.stack([torch.as_tensor(v, dtype=cdtype, device=x.device).detach().reshape(())
+                        for v in (decay, input_scale, v_threshold)])
 
 
 def forward(x: torch.Tensor, decay, input_scale, v_threshold, hard_reset: bool, with_potentials: bool = True):
@@ -197,7 +202,8 @@ def forward(x: torch.Tensor, decay, input_scale, v_threshold, hard_reset: bool, 
     key = ("fwd", *constants, hard_reset, x.dtype, x.device.type, with_potentials)
     fn = _compiled(key, lambda: _make_forward(*constants, hard_reset, x.dtype, with_potentials))
     order = _memory_order(x)
-    out = fn(_rows(x, order), _params(x, decay, input_scale, v_threshold))
+    params = _params(x, decay, input_scale, v_threshold)
+    out = fn(_rows(x, order)) if params is None else fn(_rows(x, order), params)
     if with_potentials:
         return _unrows(out[0], x, order), _unrows(out[1], x, order)
     return _unrows(out, x, order)
@@ -226,16 +232,16 @@ def backward(
     ))
     order = _memory_order(saved)
     kept = surrogate.draw_mask(saved)
-    gx, gl, gk, gt, zeros_g, zeros_a = fn(
-        _rows(saved, order),
-        None if x is None else _rows(x, order),
-        None if grad_s is None else _rows(grad_s, order),
-        None if grad_h is None else _rows(grad_h, order),
-        None if kept is None else _rows(kept, order),
-        _params(saved, decay, input_scale, v_threshold),
-    )
+    params = _params(saved, decay, input_scale, v_threshold)
+    given = [_rows(t, order) for t in (grad_s, grad_h, kept) if t is not None]
+    if needs[1] and not from_input:
+        given.append(_rows(x, order))
+    if params is not None:
+        given.append(params)
+    gx, *rest = fn(_rows(saved, order), *given)
+    grads = [rest.pop(0) if need else None for need in needs]
     if record:
+        zeros_g, zeros_a = rest
         recorder["surrogate_zero_fraction"] = (zeros_g.double() / saved.numel()).float()
         recorder["grad_h_zero_fraction"] = (zeros_a.double() / saved.numel()).float()
-    grads = [g if need else None for g, need in zip((gl, gk, gt), needs, strict=True)]
     return _unrows(gx, saved, order), *grads

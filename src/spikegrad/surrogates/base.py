@@ -22,6 +22,7 @@ exactly. A user's own shape is a subclass in the user's module that implements :
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import math
@@ -126,16 +127,11 @@ class Surrogate(ABC):
     # --- configuration ----------------------------------------------------------------------------------------
     def init_args(self) -> dict:
         """The ``__init__`` arguments that rebuild this surrogate (each kept as an attribute of the same name)."""
-        args = {}
-        for name, parameter in inspect.signature(type(self).__init__).parameters.items():
-            if name == "self" or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-                continue
-            if not hasattr(self, name):
-                raise TypeError(f"{type(self).__name__} must keep its __init__ argument {name!r} as an attribute")
-            args[name] = getattr(self, name)
-        # the masking options reach the base class through the shapes' **masking
-        args.update({k: getattr(self, k) for k in ("mask_p", "mask_rescale", "mask_fill")})
-        return args
+        try:
+            return {name: getattr(self, name) for name in _init_argument_names(type(self))}
+        except AttributeError as missing:
+            raise TypeError(f"{type(self).__name__} must keep each __init__ argument as an attribute of the same "
+                            f"name: {missing}") from None
 
     def state(self) -> dict:
         """``{"class_path", "init_args"}``: what the layer stores in its checkpoint state."""
@@ -156,6 +152,15 @@ class Surrogate(ABC):
         shown = {k: v for k, v in self.init_args().items() if not (k in masking_off and v == masking_off[k])}
         args = ", ".join(f"{k}={v}" for k, v in shown.items())
         return f"{type(self).__name__}({args})"
+
+
+@functools.cache
+def _init_argument_names(cls: type) -> tuple[str, ...]:
+    """The named ``__init__`` arguments of a surrogate class, with the masking options that the shapes pass on to
+    the base class through ``**masking`` (read once per class: the compiled kernels key on them every call)."""
+    names = [name for name, parameter in inspect.signature(cls.__init__).parameters.items()
+             if name != "self" and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)]
+    return (*names, *(k for k in ("mask_p", "mask_rescale", "mask_fill") if k not in names))
 
 
 def surrogate_from_state(state: dict) -> Surrogate:
