@@ -91,16 +91,24 @@ class Surrogate(ABC):
         """``g̃(h - θ)`` for every entry of the potentials ``h``, in a new buffer laid out like ``h``.
 
         Without masking this is ``g(h - θ)``. With masking, one :class:`BernoulliMask` is drawn (the backward's
-        only random draw), ``h - θ`` is written with ``+∞`` at the dropped entries in the same pass (``g(+∞) = 0``,
-        tested for every shape), rescaled by ``1/(1 - p)`` in the shape's last operation when ``mask_rescale``,
-        and the dropped entries are set to ``mask_fill`` in a second pass over the same mask when it is not 0.
+        only random draw); with the C stream ``h - θ`` is written with ``+∞`` at the dropped entries in the same
+        pass (``g(+∞) = 0``, tested for every shape), otherwise ``g`` is multiplied by the mask as floats. Kept
+        entries are rescaled by ``1/(1 - p)`` in the shape's last operation when ``mask_rescale``, and the dropped
+        ones set to ``mask_fill`` when it is not 0.
         """
         if not self.masked:
             return self.grad_(torch.sub(h, v_threshold))
         mask = BernoulliMask(h, self.mask_p)
-        g = self.grad_(mask.shifted(h, v_threshold), self._kept_scale())
+        if mask.one_pass:  # the C stream writes h - θ and the drop together: +∞ where dropped, g(+∞) = 0
+            g = self.grad_(mask.shifted(h, v_threshold), self._kept_scale())
+            if self.mask_fill != 0.0:
+                mask.fill_(g, self.mask_fill)
+            return g
+        g = self.grad_(torch.sub(h, v_threshold), self._kept_scale())
+        kept = mask.factor(g)
+        g.mul_(kept)
         if self.mask_fill != 0.0:
-            mask.fill_(g, self.mask_fill)
+            g.add_(kept.neg_().add_(1.0), alpha=self.mask_fill)  # + fill·(1 - kept): kept entries stay exact
         return g
 
     def draw_mask(self, like: torch.Tensor) -> torch.Tensor | None:

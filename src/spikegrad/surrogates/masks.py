@@ -12,8 +12,9 @@ Two implementations of that one stream, chosen when the module is imported:
 
 * ``native``: the C extension :file:`_bernoulli.c`, built by ``pip install`` when a C compiler is there; one
   pass per operation on torch's OpenMP threads (the fast path, see docs/benchmarks.md);
-* ``torch``: the same SplitMix64 arithmetic in int64 torch operations (a handful of passes over 64-bit words),
-  used when the extension was not built. It gives bit for bit the masks of the C code (tested), only slower.
+* ``torch``: the same SplitMix64 arithmetic in int64 torch operations (about fifteen passes over cache-sized
+  chunks of 64-bit words), used when the extension was not built. It gives bit for bit the masks of the C code
+  (tested), more slowly; the backward then multiplies by the mask as a float 0/1 tensor (:meth:`BernoulliMask.factor`).
 
 ``SPIKEGRAD_MASK_STREAM=torch`` forces the torch path, ``native`` requires the extension (``auto``, the
 default, takes the extension when it imports). :data:`STREAM` names the one in use.
@@ -46,7 +47,7 @@ __all__ = ["STREAM", "BernoulliMask", "dense", "drop_cut", "native_available", "
 _GAMMA = 0x9E3779B97F4A7C15
 _MIX1 = 0xBF58476D1CE4E5B9
 _MIX2 = 0x94D049BB133111EB
-_CHUNK_WORDS = 1 << 20  # words per torch pass: bounds the int64 temporaries at a few 8 MB buffers
+_CHUNK_WORDS = 1 << 16  # words per torch pass: the int64 temporaries (512 kB each) stay in the CPU's cache
 
 
 def native_available() -> bool:
@@ -97,34 +98,49 @@ def _signed(value: int) -> int:
     return value - 2**64 if value >= 2**63 else value
 
 
-def _shift_right(z: torch.Tensor, k: int) -> torch.Tensor:
-    """Logical right shift of int64 bit patterns (torch's ``>>`` is arithmetic: it copies the sign bit)."""
-    return (z >> k) & ((1 << (64 - k)) - 1)
+def _splitmix_words(start: int, stop: int, seed: int, scratch: torch.Tensor) -> torch.Tensor:
+    """SplitMix64 outputs of words ``start .. stop-1`` as int64 bit patterns, with in-place int64 operations.
+
+    int64 multiplication wraps around modulo 2⁶⁴ like the C code's uint64 arithmetic, so the bits agree.
+    ``scratch`` holds at least ``stop - start`` int64 for the shifted copies.
+    """
+    z = torch.arange(start + 1, stop + 1, dtype=torch.int64).mul_(_signed(_GAMMA)).add_(_signed(seed))
+    shifted = scratch[: stop - start]
+    for shift, multiplier in ((30, _MIX1), (27, _MIX2), (31, None)):
+        torch.bitwise_right_shift(z, shift, out=shifted).bitwise_and_((1 << (64 - shift)) - 1)  # logical shift
+        z.bitwise_xor_(shifted)
+        if multiplier is not None:
+            z.mul_(_signed(multiplier))
+    return z
+
+
+def _torch_stream(flat: torch.Tensor, seed: int, compute) -> None:
+    """Fill the 1-D ``flat`` (one entry per memory position) with ``compute(u, out)`` of the stream's 32-bit
+    numbers ``u``, in chunks of ``_CHUNK_WORDS`` words that stay in the CPU's cache."""
+    n = flat.numel()
+    words = (n + 1) // 2
+    even, odd = flat[0::2], flat[1::2]  # low and high half of each word
+    scratch = torch.empty(min(_CHUNK_WORDS, words), dtype=torch.int64)
+    for start in range(0, words, _CHUNK_WORDS):
+        stop = min(start + _CHUNK_WORDS, words)
+        z = _splitmix_words(start, stop, seed, scratch)
+        half = scratch[: stop - start]
+        compute(torch.bitwise_and(z, 0xFFFFFFFF, out=half), even[start:stop])
+        high = torch.bitwise_right_shift(z, 32, out=half).bitwise_and_(0xFFFFFFFF)
+        compute(high[: max(0, min(stop, n // 2) - start)], odd[start:min(stop, n // 2)])
 
 
 def _torch_bits(n: int, seed: int) -> torch.Tensor:
-    """The first ``n`` 32-bit numbers of the stream as int64 in ``[0, 2³²)``: SplitMix64 in int64 arithmetic.
-
-    int64 multiplication wraps around modulo 2⁶⁴ like the C code's uint64 arithmetic, so the bits agree.
-    """
-    words = (n + 1) // 2
-    out = torch.empty(2 * words, dtype=torch.int64)
-    for start in range(0, words, _CHUNK_WORDS):
-        stop = min(start + _CHUNK_WORDS, words)
-        z = torch.arange(start + 1, stop + 1, dtype=torch.int64).mul_(_signed(_GAMMA)).add_(_signed(seed))
-        z = (z ^ _shift_right(z, 30)).mul_(_signed(_MIX1))
-        z = (z ^ _shift_right(z, 27)).mul_(_signed(_MIX2))
-        z ^= _shift_right(z, 31)
-        pairs = out[2 * start:2 * stop].view(-1, 2)
-        torch.bitwise_and(z, 0xFFFFFFFF, out=pairs[:, 0])  # low half: the even element
-        pairs[:, 1] = _shift_right(z, 32)  # high half: the odd element
-    return out[:n]
+    """The first ``n`` 32-bit numbers of the stream as int64 in ``[0, 2³²)`` (the torch implementation)."""
+    out = torch.empty(n, dtype=torch.int64)
+    _torch_stream(out, seed, lambda u, dst: dst.copy_(u))
+    return out
 
 
-def _in_memory_order(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """``values`` (one per memory position of a dense ``like``) as a tensor laid out like ``like``."""
-    out = torch.empty_like(like, dtype=values.dtype)
-    out.as_strided((out.numel(),), (1,)).copy_(values)
+def _torch_kept(like: torch.Tensor, dtype: torch.dtype, seed: int, cut: int) -> torch.Tensor:
+    """The mask (1 kept, 0 dropped) in ``dtype``, laid out like the dense ``like``, from the torch stream."""
+    out = torch.empty_like(like, dtype=dtype)
+    _torch_stream(out.as_strided((out.numel(),), (1,)), seed, lambda u, dst: torch.ge(u, cut, out=dst))
     return out
 
 
@@ -133,19 +149,20 @@ class BernoulliMask:
 
     Created once per backward (that is the only random draw of a backward); all its methods see the same mask.
     On the CPU ``like`` must be dense (:func:`dense`; the neurons' buffers always are) and of float32 or
-    float64 for :meth:`shifted` and :meth:`fill_`.
+    float64 for :meth:`shifted` and :meth:`fill_`. :attr:`one_pass` says whether :meth:`shifted` writes
+    ``h - θ`` and the drop in one pass (the C stream); otherwise :meth:`factor` (a float 0/1 tensor to multiply
+    with) is the fast way to apply it.
     """
 
     def __init__(self, like: torch.Tensor, p: float) -> None:
         self.p = float(p)
         self.cut = drop_cut(self.p)
         self.shape, self.device = like.shape, like.device
-        self.native = like.device.type == "cpu"
-        self._kept: torch.Tensor | None = None  # bool, laid out like `like`: other devices, and the torch stream
+        self.native = like.device.type == "cpu"  # the counter-based stream (C or torch); else the device's rand
+        self.one_pass = self.native and STREAM == "native"
+        self._kept: torch.Tensor | None = None  # other devices: bool, logical layout
         if self.native:
             self.seed = _native_seed()
-            if STREAM == "torch":
-                self._kept = _in_memory_order(_torch_bits(like.numel(), self.seed) >= self.cut, like)
         else:
             self.seed = None
             self._kept = torch.rand(like.shape, device=like.device) >= self.p
@@ -160,19 +177,21 @@ class BernoulliMask:
             names = " or ".join(str(d).removeprefix("torch.") for d in dtypes)
             raise ValueError(f"{what} must be {names} for the CPU mask, got {str(t.dtype).removeprefix('torch.')}")
 
-    def _kept_like(self, t: torch.Tensor) -> torch.Tensor:
-        """The boolean mask laid out like ``t`` (same memory positions as the C code reads)."""
-        if self._kept.stride() == t.stride() or not self.native:
-            return self._kept
-        flat = torch.empty(t.numel(), dtype=torch.bool)
-        flat.copy_(self._kept.as_strided((t.numel(),), (1,)))
-        return _in_memory_order(flat, t)
+    def factor(self, like: torch.Tensor) -> torch.Tensor:
+        """The mask as 1.0 (kept) / 0.0 (dropped) in ``like``'s dtype and memory layout (a multiply, not a
+        boolean select: boolean ``where``/``masked_fill`` were several times slower on the CPU, measured)."""
+        self._check(like, "gradient")
+        if self._kept is not None:
+            return self._kept.to(like.dtype)
+        if not self.one_pass:
+            return _torch_kept(like, like.dtype, self.seed, self.cut)
+        return self.kept(like).to(like.dtype)
 
     def shifted(self, h: torch.Tensor, v_threshold: float) -> torch.Tensor:
         """A new tensor ``h - θ`` where kept and ``+∞`` where dropped, laid out like ``h``."""
         self._check(h, "potentials")
-        if self._kept is not None:
-            return torch.where(self._kept_like(h), h - v_threshold, math.inf)
+        if not self.one_pass:
+            return torch.where(self.factor(h) != 0, h - v_threshold, math.inf)
         out = torch.empty_like(h)
         _bernoulli.shift(h.data_ptr(), out.data_ptr(), h.numel(), h.dtype == torch.float64, float(v_threshold),
                          self.seed, self.cut, torch.get_num_threads())
@@ -181,8 +200,8 @@ class BernoulliMask:
     def fill_(self, g: torch.Tensor, value: float) -> torch.Tensor:
         """Set the dropped entries of ``g`` to ``value``, in place (MSG's substitute derivative)."""
         self._check(g, "gradient")
-        if self._kept is not None:
-            return g.masked_fill_(~self._kept_like(g), value)
+        if not self.one_pass:
+            return g.masked_fill_(self.factor(g) == 0, value)
         _bernoulli.fill(g.data_ptr(), g.numel(), g.dtype == torch.float64, float(value), self.seed, self.cut,
                         torch.get_num_threads())
         return g
@@ -198,7 +217,9 @@ class BernoulliMask:
             torch.empty_like(like, dtype=torch.uint8)
         self._check(out, "mask", (torch.uint8,))
         if self._kept is not None:
-            return out.copy_(self._kept_like(out))
+            return out.copy_(self._kept)
+        if not self.one_pass:
+            return _torch_kept(out, torch.uint8, self.seed, self.cut)
         _bernoulli.keep(out.data_ptr(), out.numel(), self.seed, self.cut, torch.get_num_threads())
         return out
 
