@@ -54,6 +54,8 @@ class _Settings(NamedTuple):
 
 
 def _value(setting) -> float:
+    """A setting as a number for the eager kernels (a learned one is read once per call: on a GPU one
+    synchronisation per layer; the compiled kernels take it as a tensor instead)."""
     return float(setting.item()) if isinstance(setting, torch.Tensor) else float(setting)
 
 
