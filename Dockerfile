@@ -12,8 +12,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MPLCONFIGDIR=/tmp/matplotlib \
     SPIKEGRAD_GIT_COMMIT=${GIT_COMMIT}
 
-# a C compiler: pip builds spikegrad's one C extension (the MSG masks, src/spikegrad/kernels/_bernoulli.c), and
-# torch.compile (the neuron's backend "compile") generates C++ on the CPU and needs one for Triton on CUDA.
+# a C compiler: pip builds spikegrad's one optional C extension (the fast MSG masks,
+# src/spikegrad/surrogates/_bernoulli.c), and torch.compile (the neuron's backend "compile") generates C++ on the
+# CPU and needs one for Triton on CUDA.
 # The distribution's current compiler is what is wanted here, so its version is not pinned.
 # hadolint ignore=DL3008
 RUN apt-get update \

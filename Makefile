@@ -7,7 +7,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 
 .PHONY: demo demo-events test lint bench clean reproduce-small constraints
 
-$(STAMP): pyproject.toml setup.py src/spikegrad/kernels/_bernoulli.c
+$(STAMP): pyproject.toml setup.py src/spikegrad/surrogates/_bernoulli.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

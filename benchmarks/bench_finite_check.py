@@ -2,8 +2,8 @@
 
 The quickstart's model (``configs/quickstart.yaml``: conv net 32-64, hidden 128, T = 4, AdamW) takes a few
 training steps on digits-sized batches (64 × 1 × 8 × 8) so that the optimizer state exists, then the check
-(:func:`spikegrad.callbacks.finite_loss.nonfinite_names` over parameters, buffers and optimizer state, what
-:class:`~spikegrad.callbacks.finite_loss.NonFiniteLossGuard` runs) and one training step (forward, backward,
+(:func:`spikegrad.callbacks.run.finite_loss.nonfinite_names` over parameters, buffers and optimizer state, what
+:class:`~spikegrad.callbacks.run.finite_loss.NonFiniteLossGuard` runs) and one training step (forward, backward,
 optimizer step) are timed interleaved. The overhead of a setting is the check's time per step it covers:
 ``every_n_steps`` steps, plus the one check at the end of each epoch (it covers the epoch's best and last
 checkpoints), for an epoch of ``--steps_per_epoch`` steps (quickstart: 20). One torch thread by default: on a
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from spikegrad.callbacks.finite_loss import nonfinite_names
+from spikegrad.callbacks.run.finite_loss import nonfinite_names
 from spikegrad.module import SpikingClassifier
 from spikegrad.neurons import NeuronSettings, SurrogateSettings
 

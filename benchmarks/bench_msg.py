@@ -18,8 +18,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import interleaved, iqr_ms, machine, median_ms, table  # noqa: E402
-from spikegrad import surrogates  # noqa: E402
 from spikegrad.neurons import lif_multistep  # noqa: E402
+from spikegrad.surrogates import Triangle  # noqa: E402
 
 SHAPES = {
     "conv T=4 B=32 64x16x16": (4, 32, 64, 16, 16),
@@ -46,14 +46,17 @@ def backward_call(shape, surrogate, device: str, backend: str = "eager"):
 
 def training_step_call(mask_p: float, device: str, backend: str = "eager"):
     """A closure running forward + backward of the quickstart conv net (digits size, T = 4, batch 64)."""
+    from functools import partial
+
+    from spikegrad.models import SpikingConvNet
     from spikegrad.module import SpikingClassifier
-    from spikegrad.neurons import NeuronSettings, SurrogateSettings
+    from spikegrad.neurons import LIF
 
     torch.manual_seed(0)
     model = SpikingClassifier(
-        backbone="convnet", backbone_args={"channels": [32, 64], "hidden": 128}, time_steps=4,
-        neuron=NeuronSettings(v_threshold=0.5, detach_reset=False, backend=backend),
-        surrogate=SurrogateSettings(name="triangle", alpha=2.0, mask_p=mask_p),
+        backbone=partial(SpikingConvNet, channels=[32, 64], hidden=128), time_steps=4,
+        neuron=partial(LIF, v_threshold=0.5, detach_reset=False, backend=backend),
+        surrogate=Triangle(alpha=2.0, mask_p=mask_p),
     ).to(device)
     x = torch.randn(64, 1, 8, 8, device=device)
     y = torch.randint(0, 10, (64,), device=device)
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for label, shape in SHAPES.items():
         calls = {
-            name: backward_call(shape, surrogates.get("triangle", alpha=2.0, **params), args.device, args.backend)
+            name: backward_call(shape, Triangle(alpha=2.0, **params), args.device, args.backend)
             for name, params in VARIANTS.items()
         }
         times = interleaved(calls, args.reps, device=args.device)

@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import interleaved, iqr_ms, machine, median_ms, table  # noqa: E402
 from spikegrad.models.layers import Flatten, TimeDistributed  # noqa: E402
 from spikegrad.neurons import LIF  # noqa: E402
+from spikegrad.surrogates import ATan  # noqa: E402
 
 PLAN = (64, "P", 128, "P", 256, 256, "P", 256, "P")
 TAU, THRESHOLD, ALPHA = 2.0, 1.0, 2.0
@@ -48,8 +49,8 @@ def spikegrad_net(backend: str, num_classes: int = 10) -> nn.Module:
         else:
             layers += [
                 TimeDistributed(nn.Conv2d(c, item, 3, padding=1, bias=False), nn.BatchNorm2d(item)),
-                LIF(tau=TAU, v_threshold=THRESHOLD, reset="hard", detach_reset=True, decay_input=True,
-                    surrogate="atan", surrogate_params={"alpha": ALPHA}, backend=backend),
+                LIF(ATan(alpha=ALPHA), tau=TAU, v_threshold=THRESHOLD, reset="hard", detach_reset=True,
+                    decay_input=True, backend=backend),
             ]
             c = item
     layers += [Flatten(), TimeDistributed(nn.Linear(c * size * size, num_classes))]

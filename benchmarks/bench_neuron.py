@@ -30,14 +30,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import interleaved, iqr_ms, machine, median_ms, table  # noqa: E402
 from spikegrad.neurons import LIF  # noqa: E402
+from spikegrad.surrogates import ATan  # noqa: E402
 
 TAU, THRESHOLD, ALPHA = 2.0, 1.0, 2.0
 
 
 def ours(backend: str, mask_p: float = 0.0):
     return LIF(
-        tau=TAU, v_threshold=THRESHOLD, reset="hard", detach_reset=True, decay_input=False, surrogate="atan",
-        surrogate_params={"alpha": ALPHA, "mask_p": mask_p}, backend=backend,
+        ATan(alpha=ALPHA, mask_p=mask_p), tau=TAU, v_threshold=THRESHOLD, reset="hard", detach_reset=True,
+        decay_input=False, backend=backend,
     )
 
 

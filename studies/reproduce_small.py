@@ -1,4 +1,4 @@
-"""CPU-scale reproduction study: each claim of the four papers (DESIGN §4) tested on the bundled digits.
+"""CPU-scale reproduction study: each claim of the four papers (docs/methods.md) tested on the bundled digits.
 
 ``make reproduce-small`` (or ``python -m studies.reproduce_small``) reads the study spec
 ``studies/reproduce_small.yaml``, trains every experiment × variant × seed **in this process** through
@@ -37,10 +37,7 @@ from collections.abc import Iterable
 import torch
 import yaml
 
-from spikegrad.callbacks.dspike_search import DspikeTemperatureSearch
-
 __all__ = [
-    "FixedTemperatureProbe",
     "collect",
     "experiment_runs",
     "load_spec",
@@ -53,15 +50,6 @@ __all__ = [
 DEFAULT_SPEC = "studies/reproduce_small.yaml"
 RUN_FILE = "study_run.json"
 STUDY_FILE = "study.json"
-
-
-class FixedTemperatureProbe(DspikeTemperatureSearch):
-    """Measures the cosine between the finite-difference and the Dspike surrogate gradient at the current,
-    fixed temperature (the search of :class:`DspikeTemperatureSearch` with the single candidate ``b``): the
-    control runs of the Dspike experiment log ``dspike/cosine/b`` exactly like the searched ones, and keep b."""
-
-    def candidates(self) -> dict[str, float]:
-        return {"b": float(self.b)}
 
 
 # --- spec -----------------------------------------------------------------------------------------------
@@ -534,7 +522,7 @@ def reset_timing(shape=(20, 64, 2048), repeats: int = 30) -> dict:
     the two settings alternate, so that load changes hit both alike."""
     from spikegrad.neurons import LIF
 
-    layers = {d: LIF(detach_reset=d, surrogate="atan") for d in (True, False)}
+    layers = {d: LIF(detach_reset=d) for d in (True, False)}  # ATan, the default surrogate
     x = torch.randn(*shape) * 0.8 + 0.6
     times: dict[bool, list[float]] = {True: [], False: []}
     for i in range(repeats + 3):

@@ -47,10 +47,9 @@ def tiny_config(folder, name: str = "tiny", methods=False, callbacks: list | Non
             **trainer,
         },
         "model": {
-            "backbone": "mlp",
-            "backbone_args": {"hidden": [32]},
+            "backbone": {"class_path": "SpikingMLP", "init_args": {"hidden": [32]}},
             "time_steps": 3,
-            "surrogate": {"name": "atan", "alpha": 2.0},
+            "surrogate": {"class_path": "ATan", "init_args": {"alpha": 2.0}},
             "optimizer": {"class_path": "torch.optim.Adam", "init_args": {"lr": 0.003}},
         },
         "data": {"class_path": "spikegrad.data.DigitsDataModule", "init_args": {"batch_size": 32}},
@@ -58,11 +57,11 @@ def tiny_config(folder, name: str = "tiny", methods=False, callbacks: list | Non
     }
     chosen = set(ALL_METHODS if methods is True else methods or ())
     if chosen & {"dspike", "msg"}:
-        config["model"]["surrogate"] = {"name": "dspike" if "dspike" in chosen else "atan",
-                                        "alpha": 3.0 if "dspike" in chosen else 2.0,
-                                        "mask_p": 0.3 if "msg" in chosen else 0.0}
+        config["model"]["surrogate"] = {"class_path": "DSpike" if "dspike" in chosen else "ATan",
+                                        "init_args": {"alpha": 3.0 if "dspike" in chosen else 2.0,
+                                                      "mask_p": 0.3 if "msg" in chosen else 0.0}}
     if "two" in chosen:
-        config["model"].update(decoding="two", decoding_args={"start": 1, "beta": 0.3})
+        config["model"]["decoder"] = {"class_path": "TemporallyWeightedDecoder", "init_args": {"start": 1, "beta": 0.3}}
     if "dspike" in chosen:
         config["trainer"]["callbacks"].append(
             {"class_path": "spikegrad.callbacks.DspikeTemperatureSearch",
@@ -76,12 +75,17 @@ def tiny_config(folder, name: str = "tiny", methods=False, callbacks: list | Non
     return path
 
 
-def subprocess_env() -> dict:
-    env = dict(os.environ)
+def subprocess_env(extra: dict | None = None) -> dict:
+    env = {**os.environ, **(extra or {})}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [TESTS_DIR, env.get("PYTHONPATH")]))
     env.setdefault("OMP_NUM_THREADS", "2")
-    env[TRUSTED_MODULES_ENV] = TRUSTED_TEST_MODULES
+    env[TRUSTED_MODULES_ENV] = _with_test_modules(env.get(TRUSTED_MODULES_ENV))
     return env
+
+
+def _with_test_modules(trusted: str | None) -> str:
+    """``trusted`` (a value of SPIKEGRAD_TRUSTED_MODULES) plus the test-only modules."""
+    return ",".join(filter(None, [trusted, TRUSTED_TEST_MODULES]))
 
 
 def start_cli(args: list[str], cwd) -> subprocess.Popen:
@@ -89,8 +93,9 @@ def start_cli(args: list[str], cwd) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True)
 
 
-def run_cli(args: list[str], cwd, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([BIN, *args], cwd=str(cwd), env=subprocess_env(), capture_output=True, text=True,
+def run_cli(args: list[str], cwd, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``spikegrad ARGS`` in a subprocess that imports from tests/ (``env``: extra environment variables)."""
+    return subprocess.run([BIN, *args], cwd=str(cwd), env=subprocess_env(env), capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -100,7 +105,7 @@ def run_main(args: list[str], cwd) -> None:
 
     old, old_trusted = os.getcwd(), os.environ.get(TRUSTED_MODULES_ENV)
     os.chdir(str(cwd))
-    os.environ[TRUSTED_MODULES_ENV] = TRUSTED_TEST_MODULES
+    os.environ[TRUSTED_MODULES_ENV] = _with_test_modules(old_trusted)
     try:
         main(args)
     finally:

@@ -22,3 +22,18 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(params=["native", "torch"])
+def mask_stream(request, monkeypatch):
+    """Runs a test with each implementation of the MSG mask stream: the C extension and the torch operations.
+
+    ``native`` needs the extension, which ``pip install`` builds when a C compiler is there;
+    ``tests/test_masks.py::test_the_extension_is_built_where_a_compiler_is`` fails when one is and it was not.
+    """
+    from spikegrad.surrogates import masks
+
+    if request.param == "native" and not masks.native_available():
+        pytest.skip("the C extension of the MSG masks was not built (no C compiler at install time)")
+    monkeypatch.setattr(masks, "STREAM", request.param)
+    return request.param

@@ -20,17 +20,18 @@ from spikegrad.callbacks import (
     MethodStateMonitor,
     PotentialMonitor,
 )
-from spikegrad.callbacks.potential import surrogate_window
-from spikegrad.callbacks.sampling import release_recording, request_recording
+from spikegrad.callbacks.analysis.potential import surrogate_window
 from spikegrad.data import DigitsDataModule
+from spikegrad.models import SpikingConvNet, SpikingMLP
 from spikegrad.module import SpikingClassifier
-from spikegrad.neurons import LIF, SurrogateSettings
-from spikegrad.reference import lif_reference
-from spikegrad.surrogates import get as get_surrogate
+from spikegrad.neurons import PLIF
+from spikegrad.neurons.reference import lif_reference
+from spikegrad.surrogates import ATan, Rectangle, Sigmoid, Triangle
 
 EVERY = 2
 CHANNELS, HIDDEN, T, BATCH = (4, 8), 16, 4, 32
-SURROGATE = SurrogateSettings(name="rectangle", alpha=0.8)
+SURROGATE = Rectangle(alpha=0.8)
+BACKBONE = functools.partial(SpikingConvNet, channels=list(CHANNELS), hidden=HIDDEN)
 
 
 def analysis_callbacks(every=EVERY):
@@ -46,8 +47,7 @@ def analysis_callbacks(every=EVERY):
 def fit(log_dir, callbacks, hooks=None, strategy="auto", devices=1):
     L.seed_everything(0, workers=True)
     model = SpikingClassifier(
-        backbone="convnet", backbone_args={"channels": list(CHANNELS), "hidden": HIDDEN}, time_steps=T,
-        surrogate=SURROGATE, optimizer=functools.partial(torch.optim.Adam, lr=3e-3),
+        backbone=BACKBONE, time_steps=T, surrogate=SURROGATE, optimizer=functools.partial(torch.optim.Adam, lr=3e-3),
     )
     if hooks is not None:
         hooks(model)
@@ -61,7 +61,7 @@ def fit(log_dir, callbacks, hooks=None, strategy="auto", devices=1):
 
 
 def read_events(log_dir):
-    accumulator = EventAccumulator(log_dir, size_guidance={"scalars": 0, "histograms": 0, "images": 0})
+    accumulator = EventAccumulator(log_dir, size_guidance={"scalars": 0, "histograms": 0, "images": 0, "tensors": 0})
     accumulator.Reload()
     return accumulator
 
@@ -103,8 +103,6 @@ def test_every_tag_is_logged_in_range(analysed):
             assert sorted(values) == sampled and all(0.0 <= v <= 1.0 for v in values.values()), pattern
         assert all(0 < v < 1 for v in scalar_at(events, f"firing_rate/{name}").values())
         assert all(v > 0 for v in scalar_at(events, f"potential/{name}/std_over_theta").values())
-        alphas = scalar_at(events, f"method/surrogate_alpha/{name}")  # at each epoch end
-        assert alphas == pytest.approx({3: SURROGATE.alpha, 7: SURROGATE.alpha})
         histogram = events.Histograms(f"potential/{name}")
         assert [h.step for h in histogram] == sampled
         entries = seen[0][name][1].numel()
@@ -114,6 +112,8 @@ def test_every_tag_is_logged_in_range(analysed):
                 "energy/ann_uJ", "energy/snn_to_ann"):
         assert sorted(scalar_at(events, tag)) == sampled, tag
     assert all(0 < v < 1 for v in scalar_at(events, "energy/snn_to_ann").values())
+    texts = events.Tensors("method/surrogate/text_summary")  # the layers' surrogates, once (they do not change)
+    assert len(texts) == 1 and texts[0].tensor_proto.string_val[0].decode().count("Rectangle(alpha=0.8)") == 3
     for tag in ("firing_rate/layers", "potential/distribution"):
         images = events.Images(tag)
         assert len(images) == 2  # one per epoch
@@ -140,7 +140,7 @@ def test_rectangle_sparsity_and_potential_stats_equal_reference_potentials(analy
     for name, lif in model.spiking_layers().items():
         for step in scalar_at(events, f"grad_sparsity/{name}"):
             x = seen[step][name][0]
-            _, h = lif_reference(x.double(), get_surrogate("rectangle", alpha=a), lif.tau, lif.v_threshold)
+            _, h = lif_reference(x.double(), Rectangle(alpha=a), lif.tau, lif.v_threshold)
             outside = ((h - lif.v_threshold).abs() > a / 2).double().mean().item()
             assert scalar_at(events, f"grad_sparsity/{name}")[step] == pytest.approx(outside, abs=1e-6)
             # the window of a rectangle is |h - θ| <= a/2, the complement of its zero set
@@ -182,7 +182,7 @@ def test_callbacks_do_not_change_training(analysed, tmp_path):
     _, plain = fit(tmp_path, callbacks=[])
     trained, reference = model.state_dict(), plain.state_dict()
     L.seed_everything(0)
-    untrained = SpikingClassifier(backbone="convnet", backbone_args={"channels": list(CHANNELS), "hidden": HIDDEN})
+    untrained = SpikingClassifier(backbone=BACKBONE, time_steps=T)
     assert not torch.equal(untrained.state_dict()["backbone.0.0.weight"], trained["backbone.0.0.weight"])
     assert trained.keys() == reference.keys()
     for key, value in reference.items():
@@ -193,43 +193,26 @@ def test_callbacks_do_not_change_training(analysed, tmp_path):
         assert lif.record is False and lif.recorded == {}
 
 
-def test_recording_requests_restore_the_layers_own_setting():
-    lif = LIF()
-    lif.record = True
-    request_recording([lif], "a")
-    request_recording([lif], "b")
-    release_recording([lif], "a")
-    assert lif.record
-    release_recording([lif], "b")
-    assert lif.record  # it was on before the callbacks asked
-    other = LIF()
-    request_recording([other], "a")
-    other(torch.ones(2, 1, 3))
-    assert other.recorded
-    release_recording([other], "a")
-    assert other.record is False and other.recorded == {}
-
-
-def test_method_state_reads_two_weights_and_dspike_search(tmp_path):
-    class FakeDspikeSearch(L.Callback):
-        b, last_similarities = 2.5, {"b": 0.7, "b+db": 0.9}
-
-    model = SpikingClassifier(backbone="mlp", backbone_args={"hidden": [8]}, time_steps=3)
+def test_method_state_reads_two_weights_and_the_learned_neuron_values(tmp_path):
+    model = SpikingClassifier(backbone=functools.partial(SpikingMLP, hidden=[8]), time_steps=3,
+                              neuron=functools.partial(PLIF, init_tau=3.0, learn_threshold=True, v_threshold=0.6))
     model.decoder.register_buffer("weights", torch.tensor([0.5, 1.0, 1.5]))
-    trainer = L.Trainer(callbacks=[FakeDspikeSearch()], logger=False)
+    trainer = L.Trainer(logger=False)
     state = MethodStateMonitor().state(trainer, model)
     assert state["method/two_weights/t1"] == 0.5 and state["method/two_weights/t3"] == 1.5
-    assert state["method/dspike_b"] == 2.5 and state["method/fdg_cosine/b+db"] == pytest.approx(0.9)
-    assert state["method/surrogate_alpha/backbone.2"] == 2.0  # atan default
+    assert state["neuron/backbone.2/tau"] == pytest.approx(3.0) and state["neuron/backbone.2/v_threshold"] == (
+        pytest.approx(0.6))
+    assert set(state) == {"method/two_weights/t1", "method/two_weights/t2", "method/two_weights/t3",
+                          "neuron/backbone.2/tau", "neuron/backbone.2/v_threshold"}  # nothing a callback logs
 
 
 @pytest.mark.parametrize(
     "name,alpha,expected",
-    [("rectangle", 0.8, 0.4), ("triangle", 2.0, 0.5), ("atan", 2.0, 2 / (math.pi * 2.0)),
-     ("sigmoid", 4.0, math.log(3 + 2 * math.sqrt(2)) / 4.0)],
+    [(Rectangle, 0.8, 0.4), (Triangle, 2.0, 0.5), (ATan, 2.0, 2 / (math.pi * 2.0)),
+     (Sigmoid, 4.0, math.log(3 + 2 * math.sqrt(2)) / 4.0)],
 )
 def test_surrogate_window(name, alpha, expected):
-    assert surrogate_window(get_surrogate(name, alpha=alpha)) == pytest.approx(expected, rel=1e-9)
+    assert surrogate_window(name(alpha=alpha)) == pytest.approx(expected, rel=1e-9)
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 import yaml
+
+from _tiny_run import load_checkpoint, run_dir, run_main, tiny_config
 
 BIN = os.path.join(os.path.dirname(sys.executable), "spikegrad")
 
@@ -37,12 +40,62 @@ def test_print_config(repo_root, tmp_path):
                 cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     config = yaml.safe_load(proc.stdout)
-    assert config["model"]["surrogate"]["name"] == "atan"
+    assert config["model"]["surrogate"] == {"class_path": "spikegrad.surrogates.ATan",
+                                            "init_args": {"alpha": 2.0, "mask_p": 0.0, "mask_rescale": False,
+                                                          "mask_fill": 0.0}}
+    assert config["model"]["neuron"]["class_path"] == "spikegrad.LIF"
     assert config["data"]["class_path"] == "spikegrad.data.DigitsDataModule"
 
 
-def test_help_lists_the_method_settings(tmp_path):
+def test_help_lists_the_components_and_their_options(tmp_path, capsys):
     proc = _run(["test", "--help"], cwd=tmp_path)
     assert proc.returncode == 0
-    for flag in ("--model.surrogate.name", "--model.neuron.detach_reset", "--data", "--ckpt_path"):
+    for flag in ("--model.neuron NEURON", "--model.surrogate SURROGATE", "--model.backbone BACKBONE",
+                 "--model.decoder DECODER", "--model.loss LOSS", "--data", "--ckpt_path"):
         assert flag in proc.stdout
+    for known in ("spikegrad.PLIF", "spikegrad.surrogates.DSpike", "spikegrad.models.ResNet19",
+                  "spikegrad.decoding.TemporallyWeightedDecoder", "spikegrad.losses.TemporalEfficientTrainingLoss"):
+        assert known in proc.stdout.replace("\n", "").replace(" ", "")
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(["fit", "--model.neuron.help", "PLIF"], cwd=tmp_path)
+    assert exit_info.value.code in (0, None)
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--model.neuron.init_tau INIT_TAU τ at initialisation (> 1)" in text
+    assert "--model.neuron.learn_threshold {true,false} make θ a parameter of the layer" in text
+
+
+def _tiny_fit_args(tmp_path, *overrides):
+    return ["fit", "-c", tiny_config(tmp_path), "--test_after_fit", "false", "--trainer.max_epochs", "1",
+            "--trainer.limit_train_batches", "3", *overrides]
+
+
+def test_a_surrogate_and_a_backbone_of_ones_own_train_by_class_path(tmp_path, monkeypatch):
+    """Classes of a module outside spikegrad (tests/_user_components.py), named by class path: ``spikegrad fit``."""
+    monkeypatch.setenv("SPIKEGRAD_TRUSTED_MODULES", "_user_components")
+    run_main(_tiny_fit_args(
+        tmp_path, "--model.surrogate", "_user_components.Gaussian", "--model.surrogate.alpha", "3.0",
+        "--model.backbone", "_user_components.TwoLayerNet", "--model.backbone.width", "24",
+    ), cwd=tmp_path)
+    checkpoint = load_checkpoint(os.path.join(run_dir(tmp_path), "checkpoints", "last.ckpt"))
+    state = checkpoint["state_dict"]
+    assert state["backbone.0.1.weight"].shape == (24, 64)  # TwoLayerNet with width 24 on 8x8 digits
+    assert state["backbone.1._extra_state"]["surrogate"] == {
+        "class_path": "_user_components.Gaussian",
+        "init_args": {"alpha": 3.0, "mask_p": 0.0, "mask_rescale": False, "mask_fill": 0.0}}
+    assert checkpoint["hyper_parameters"]["backbone"]["class_path"] == "_user_components.TwoLayerNet"
+    assert checkpoint["global_step"] == 3
+
+
+def test_sequence_data_links_its_time_steps_into_the_model(tmp_path, capsys):
+    data = ["--data", "spikegrad.data.SpikePatternDataModule", "--data.time_steps", "7", "--data.channels", "12",
+            "--data.train_size", "64", "--data.val_size", "16", "--data.test_size", "16", "--data.batch_size", "16"]
+    run_main(_tiny_fit_args(tmp_path, "--model.time_steps", "null", *data), cwd=tmp_path)
+    checkpoint = load_checkpoint(os.path.join(run_dir(tmp_path), "checkpoints", "last.ckpt"))
+    assert checkpoint["hyper_parameters"]["data_time_steps"] == checkpoint["hyper_parameters"]["time_steps"] == 7
+    assert list(checkpoint["hyper_parameters"]["input_shape"]) == [12]
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(_tiny_fit_args(tmp_path, "--model.time_steps", "5", *data), cwd=tmp_path)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "spikegrad: error: model.time_steps 5 differs from the data's time_steps 7 (sequence data brings its own T); "
+        "valid values: 7, or leave model.time_steps unset")

@@ -68,12 +68,28 @@ INVALID_SETTINGS = [
     (["--model.neuron.v_threshold", "0"], "neuron v_threshold must be > 0"),
     (["--model.surrogate.mask_p", "1.0"], "mask_p must be in [0, 1)"),
     (["--model.surrogate.mask_p", "-0.1"], "mask_p must be in [0, 1)"),
-    (["--model.surrogate.name", "triangle", "--model.surrogate.alpha", "1e20"],
-     "surrogate 'triangle': alpha must be in [0.01, 100]"),
+    (["--model.surrogate", "Triangle", "--model.surrogate.alpha", "1e20"],
+     "surrogate Triangle: alpha must be in [0.01, 100]"),
     (["--model.time_steps", "0"], "time_steps must be >= 1"),
-    (["--model.surrogate.name", "nosuch"], "unknown surrogate 'nosuch'; valid choices: rectangle"),
-    (["--model.backbone", "nosuch"], "unknown backbone 'nosuch'; valid choices: mlp"),
-    (["--model.decoding", "nosuch"], "unknown decoding 'nosuch'; valid choices: mean"),
+    (["--model.time_steps", "null"], "model.time_steps must be set for direct input (the number of steps T)"),
+    (["--model.surrogate", "nosuch"], "model.surrogate: unknown class 'nosuch'; valid choices: ATan, DSpike, "),
+    (["--model.surrogate", "spikegrad.neurons.LIF"], "model.surrogate: spikegrad.neurons.LIF is not a Surrogate; "
+     "valid choices: ATan, DSpike"),
+    (["--model.backbone", "nosuch"], "model.backbone: unknown class 'nosuch'; valid choices: CIFARNet, ResNet18"),
+    (["--model.neuron", "LIFF"], "model.neuron: unknown class 'LIFF'; valid choices: IF, LIF, PLIF (or the import "
+     "path of a SpikingNeuron subclass)"),
+    (["--model.decoder", "nosuch"], "model.decoder: unknown class 'nosuch'; valid choices: LastStepDecoder, "
+     "MeanDecoder, TemporallyWeightedDecoder"),
+    (["--model.loss", "nosuch"], "model.loss: unknown class 'nosuch'; valid choices: CrossEntropyLoss, "
+     "TemporalEfficientTrainingLoss"),
+    (["--model.neuron.taux", "3"], "model.neuron: LIF has no option 'taux'; valid options: tau, decay_input, "
+     "v_threshold, reset, detach_reset, learn_threshold, backend"),
+    (["--model.backbone.depth", "3"], "model.backbone: SpikingMLP has no option 'depth'; valid options: hidden, "
+     "batch_norm, dropout"),
+    (["--model.surrogate.beta", "1"], "model.surrogate: ATan has no option 'beta'; valid options: alpha, mask_p, "
+     "mask_rescale, mask_fill"),
+    (["--model.neuron.reset", "zero"], "neuron reset must be one of hard, soft; got 'zero'"),
+    (["--model.neuron.backend", "triton"], "neuron backend must be one of eager, compile; got 'triton'"),
     (["--model.nosuch", "1"], "--model.nosuch"),
     # optimizer
     (["--model.optimizer.init_args.lr", "-1"], "model.optimizer: Invalid learning rate: -1.0"),
@@ -168,7 +184,7 @@ def test_unknown_key_in_a_config_file_is_one_line(tmp_path, capsys):
     config = tiny_config(tmp_path)
     with open(config) as f:
         settings = yaml.safe_load(f)
-    settings["model"]["neuron"] = {"taux": 2.0}
+    settings["model"]["neuron"] = {"class_path": "LIF", "init_args": {"taux": 2.0}}
     with open(config, "w") as f:
         yaml.safe_dump(settings, f)
     with pytest.raises(SystemExit) as exit_info:

@@ -2,6 +2,7 @@
 
 import os
 import pickle
+from functools import partial
 
 import lightning as L
 import numpy as np
@@ -26,6 +27,7 @@ from spikegrad.data import (
     SHDDataModule,
 )
 from spikegrad.data.tonic_sets import NCALTECH101_CLASSES
+from spikegrad.models import SpikingMLP
 from spikegrad.module import SpikingClassifier
 
 CIFAR10DVS_CLASSES = CIFAR10DVSDataModule.class_names
@@ -59,12 +61,11 @@ def test_nmnist_through_the_model(tmp_path):
     make_nmnist(tmp_path, per_class=1)
     dm = NMNISTDataModule(data_dir=str(tmp_path), time_steps=3, batch_size=10, val_fraction=0, cache="none", **SMALL)
     model = SpikingClassifier(
-        backbone="mlp",
-        backbone_args={"hidden": [16]},
+        backbone=partial(SpikingMLP, hidden=[16]),
         num_classes=dm.num_classes,
         input_shape=dm.input_shape,
         encoding=dm.encoding,
-        time_steps=dm.time_steps,
+        data_time_steps=dm.time_steps,
     )
     dm.setup("fit")
     x, _ = next(iter(dm.train_dataloader()))

@@ -106,7 +106,7 @@ def test_entrypoint_user_and_volumes_are_the_documented_ones(repo_root):
 
 
 def test_image_has_a_c_compiler_before_the_project_is_built(repo_root):
-    """pip builds the C extension of the MSG masks (setup.py); torch.compile needs a compiler too."""
+    """pip builds the optional C extension of the MSG masks (setup.py); torch.compile needs a compiler too."""
     steps = _instructions(_read(repo_root, "Dockerfile"))
     runs = [a for kind, a in steps if kind == "RUN"]
     apt = next(i for i, a in enumerate(runs) if "apt-get install" in a)

@@ -1,11 +1,11 @@
-"""The ``compile`` backend (torch.compile-generated LIF kernels) equals the eager path and the reference."""
+"""The ``compile`` backend (torch.compile-generated kernels) equals the eager path and the references."""
 
 import pytest
 import torch
 
-from spikegrad import surrogates
-from spikegrad.neurons import LIF, NeuronSettings, SurrogateSettings, lif_multistep
-from spikegrad.reference import lif_reference
+from spikegrad.neurons import IF, LIF, lif_multistep
+from spikegrad.neurons.reference import lif_reference
+from spikegrad.surrogates import ATan, DSpike
 
 # Two settings that together take every branch of the kernels (hard/soft, kept reset gradient, charge/leak
 # form, a full-support and a windowed surrogate); each compiles one forward and one backward kernel.
@@ -22,7 +22,7 @@ def _grads(fn, x, surrogate, grad_s, grad_h, **kw):
 
 
 def _surrogate(name, threshold, **params):
-    return surrogates.get(name, width=threshold, **params) if name == "dspike" else surrogates.get(name, **params)
+    return DSpike(width=threshold, **params) if name == "dspike" else ATan(**params)
 
 
 @pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: f"{s['reset']}-{s['name']}")
@@ -48,7 +48,7 @@ def test_compiled_layer_recomputing_potentials_equals_reference_float64():
     g = torch.Generator().manual_seed(2)
     x = (torch.randn(5, 3, 7, generator=g, dtype=torch.float64) * 1.5 + 0.9).requires_grad_()
     grad_s = torch.randn(x.shape, generator=g, dtype=x.dtype)
-    layer = LIF(**kw, surrogate=name, backend="compile")
+    layer = LIF(_surrogate(name, kw["v_threshold"]), **kw, backend="compile")
     spikes = layer(x)
     (gx,) = torch.autograd.grad(spikes, x, grad_s)
     s_ref, _ = lif_reference(x, _surrogate(name, kw["v_threshold"]), **kw)
@@ -60,8 +60,8 @@ def test_compiled_layer_recomputing_potentials_equals_reference_float64():
 
 def test_compiled_masking_drops_about_p_and_keeps_the_rest_rescaled():
     p = 0.4
-    plain = surrogates.get("atan")
-    masked = surrogates.get("atan", mask_p=p, mask_rescale=True)
+    plain = ATan()
+    masked = ATan(mask_p=p, mask_rescale=True)
     x = torch.randn(1, 50_000, dtype=torch.float64, requires_grad=True)  # T = 1: ∂L/∂x = κ·g̃
     kw = dict(tau=1.8, v_threshold=0.8, reset="hard", detach_reset=False, decay_input=True, backend="compile")
     (g_plain,) = torch.autograd.grad(lif_multistep(x, plain, **kw)[0].sum(), x)
@@ -77,7 +77,7 @@ def test_compiled_masking_drops_about_p_and_keeps_the_rest_rescaled():
 @pytest.mark.parametrize("layer", [False, True], ids=["lif_multistep", "LIF-layer"])
 def test_compiled_and_eager_drop_the_same_entries_for_one_seed(layer):
     """Both backends draw the MSG mask from the same stream: same seed, same gradient (rescale and fill too)."""
-    masked = surrogates.get("atan", mask_p=0.5, mask_rescale=True, mask_fill=0.05)
+    masked = ATan(mask_p=0.5, mask_rescale=True, mask_fill=0.05)
     kw = dict(tau=1.8, v_threshold=0.8, reset="hard", detach_reset=False, decay_input=True)
     g = torch.Generator().manual_seed(6)
     x = (torch.randn(5, 3, 40, generator=g, dtype=torch.float64) * 1.5 + 0.9).requires_grad_()
@@ -86,7 +86,7 @@ def test_compiled_and_eager_drop_the_same_entries_for_one_seed(layer):
     for backend in ("eager", "compile"):
         torch.manual_seed(9)
         if layer:
-            spikes = LIF(**kw, surrogate=masked, backend=backend)(x)
+            spikes = LIF(masked, **kw, backend=backend)(x)
         else:
             spikes, _ = lif_multistep(x, masked, backend=backend, **kw)
         (grads[backend],) = torch.autograd.grad(spikes, x, grad_s)
@@ -97,12 +97,12 @@ def test_compiled_and_eager_drop_the_same_entries_for_one_seed(layer):
 
 
 def test_backend_is_a_setting_with_one_line_errors():
-    layer = LIF.from_settings(NeuronSettings(backend="compile"), SurrogateSettings())
+    layer = LIF(backend="compile")
     assert layer.backend == "compile" and "backend='compile'" in repr(layer)
     with pytest.raises(ValueError, match="backend must be one of eager, compile"):
         LIF(backend="triton")
     with pytest.raises(ValueError, match="backend must be one of eager, compile"):
-        lif_multistep(torch.zeros(2, 3), surrogates.get("atan"), backend="fast")
+        lif_multistep(torch.zeros(2, 3), ATan(), backend="fast")
 
 
 def test_compiled_layer_trains_like_eager():
@@ -113,7 +113,7 @@ def test_compiled_layer_trains_like_eager():
     grads, spikes = {}, {}
     for backend in ("eager", "compile"):
         lin.zero_grad()
-        neuron = LIF(tau=1.8, v_threshold=0.8, reset="hard", detach_reset=False, surrogate="atan", backend=backend)
+        neuron = LIF(tau=1.8, v_threshold=0.8, reset="hard", detach_reset=False, backend=backend)
         spikes[backend] = neuron(lin(x) * 2)
         spikes[backend].sum().backward()
         grads[backend] = lin.weight.grad.clone()
@@ -142,14 +142,36 @@ def test_compiled_keeps_channels_last_layout():
     T, B, C, H, W = 4, 3, 5, 6, 6
     base = torch.randn(T * B, C, H, W) * 1.5 + 0.9
     x = base.contiguous(memory_format=torch.channels_last).unflatten(0, (T, B)).requires_grad_()
-    neuron = LIF(tau=1.8, v_threshold=0.8, reset="hard", detach_reset=False, surrogate="atan", backend="compile")
+    neuron = LIF(tau=1.8, v_threshold=0.8, reset="hard", detach_reset=False, backend="compile")
     spikes = neuron(x)
     assert spikes.stride() == x.stride()
     (gx,) = torch.autograd.grad(spikes, x, torch.ones_like(spikes))
     assert gx.stride() == x.stride()
-    eager = LIF(tau=1.8, v_threshold=0.8, reset="hard", detach_reset=False, surrogate="atan")
+    eager = LIF(tau=1.8, v_threshold=0.8, reset="hard", detach_reset=False)
     x_ref = base.unflatten(0, (T, B)).clone().requires_grad_()
     s_ref = eager(x_ref)
     (g_ref,) = torch.autograd.grad(s_ref, x_ref, torch.ones_like(s_ref))
     assert torch.equal(spikes, s_ref)
     torch.testing.assert_close(gx, g_ref, rtol=1e-5, atol=1e-6)
+
+
+# --- learnable settings, compiled (PLIF's own on every option: tests/test_neuron_plif.py) ---------------------
+def test_compiled_recording_and_learned_threshold_agree_with_eager():
+    """Recording runs the compiled backward (its zero counts are the eager ones); an IF with a learned θ (fixed λ,
+    κ as kernel constants, θ a tensor argument) gets the eager gradients, MSG mask included (same seed)."""
+    stats, grads = {}, {}
+    for backend in ("eager", "compile"):
+        layer = IF(ATan(mask_p=0.3), v_threshold=0.8, reset="soft", detach_reset=False, learn_threshold=True,
+                   backend=backend).double()
+        layer.record = True
+        g = torch.Generator().manual_seed(3)
+        x = (torch.randn(4, 8, 50, generator=g, dtype=torch.float64) * 0.5 + 0.3).requires_grad_()
+        torch.manual_seed(3)
+        (layer(x) * torch.randn(x.shape, generator=g, dtype=x.dtype)).sum().backward()
+        stats[backend] = {k: float(v) for k, v in layer.backward_stats.items()}
+        grads[backend] = (x.grad, layer.v_threshold.grad)
+    assert stats["compile"] == pytest.approx(stats["eager"], abs=1e-7)
+    assert 0.3 < stats["compile"]["surrogate_zero_fraction"] < 0.6
+    for got, want in zip(grads["compile"], grads["eager"], strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+    assert grads["compile"][1].abs() > 0

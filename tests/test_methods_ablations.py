@@ -4,7 +4,9 @@ import glob
 import os
 
 import pytest
+import torch
 import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from spikegrad.cli import main
 
@@ -14,7 +16,7 @@ ABLATIONS = sorted(glob.glob(os.path.join(CONFIGS, "ablations", "*.yaml")))
 
 def test_every_method_has_a_quick_variant():
     names = {os.path.basename(p)[:-5] for p in ABLATIONS}
-    assert {"msg", "two", "tet", "reset_gradient", "dspike_search", "psg", "pda"} <= names
+    assert {"msg", "two", "tet", "reset_gradient", "dspike_search", "psg", "pda", "plif", "if_threshold"} <= names
 
 
 @pytest.mark.slow
@@ -27,6 +29,22 @@ def test_ablation_variant_reaches_95_percent(config, tmp_path, capsys, monkeypat
     assert "test/acc = " in out, out[-2000:]
     accuracy = float(out.split("test/acc = ")[1].split(",")[0])
     assert accuracy >= 0.95, f"{os.path.basename(config)}: test accuracy {accuracy:.4f}"
+    name = os.path.basename(config)[:-5]
+    if name in ("plif", "if_threshold"):  # the learned quantity moved, was logged per layer, and is checkpointed
+        _assert_learned_per_layer(tmp_path / "logs", "tau" if name == "plif" else "v_threshold")
+
+
+def _assert_learned_per_layer(logs, quantity: str) -> None:
+    (run,) = glob.glob(os.path.join(str(logs), "*", "version_0"))
+    events = EventAccumulator(run)
+    events.Reload()
+    values = [e.value for e in events.Scalars(f"neuron/backbone.2/{quantity}")]
+    assert len(values) == 8 and values[-1] != pytest.approx(values[0], abs=1e-3)  # one per epoch, and it learned
+    state = torch.load(os.path.join(run, "checkpoints", "last.ckpt"), map_location="cpu", weights_only=True)
+    parameter = {"tau": "backbone.2.w", "v_threshold": "backbone.2.v_threshold"}[quantity]
+    stored = state["state_dict"][parameter]
+    learned = float(1 / torch.sigmoid(stored)) if quantity == "tau" else float(stored)
+    assert learned == pytest.approx(values[state["epoch"]], rel=1e-5)  # the value logged at that epoch's end
 
 
 PAPERS = ["msg_two_cifar10_cifarnet_t4", "dspike_cifar10dvs_resnet18_t10", "psg_pda_cifar10", "reset_gradient_toy"]
@@ -41,11 +59,15 @@ def test_paper_config_parses(name, capsys):
     resolved = yaml.safe_load(capsys.readouterr().out)
     model = resolved["model"]
     if name.startswith("msg"):
-        assert model["surrogate"]["mask_p"] == 0.5 and model["decoding"] == "two"
-        assert model["decoding_args"] == {"start": 5, "beta": 0.3} and model["time_steps"] == 4
+        assert model["surrogate"]["init_args"]["mask_p"] == 0.5
+        assert model["decoder"]["class_path"] == "spikegrad.decoding.TemporallyWeightedDecoder"
+        assert model["decoder"]["init_args"] == {"start": 5, "beta": 0.3} and model["time_steps"] == 4
     if name.startswith("dspike"):
-        assert model["surrogate"]["name"] == "dspike" and model["backbone"] == "resnet18"
-        assert resolved["data"]["init_args"]["time_steps"] == 10
+        assert model["surrogate"]["class_path"] == "spikegrad.surrogates.DSpike"
+        assert model["backbone"]["class_path"] == "spikegrad.models.ResNet18"
+        assert resolved["data"]["init_args"]["time_steps"] == 10 and model["time_steps"] is None  # T is the data's
     if name.startswith("psg"):
-        assert model["pda"]["weight"] > 0
-        assert any("ParametricSurrogate" in c["class_path"] for c in resolved["trainer"]["callbacks"])
+        assert model["pda"]["weight"] > 0 and model["neuron"]["init_args"]["learn_threshold"] is True
+        psg = [c for c in resolved["trainer"]["callbacks"] if "ParametricSurrogate" in c["class_path"]]
+        assert [s["class_path"] for s in psg[0]["init_args"]["shapes"]] == [
+            f"spikegrad.surrogates.{name}" for name in ("Rectangle", "Triangle", "Sigmoid", "ATan")]

@@ -9,7 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from spikegrad.data import DigitsDataModule
-from spikegrad.decoding import TemporallyWeightedDecoder, build_decoder, get_loss
+from spikegrad.decoding import TemporallyWeightedDecoder
+from spikegrad.losses import TemporalEfficientTrainingLoss
+from spikegrad.models import SpikingMLP
 from spikegrad.module import SpikingClassifier
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest on shared cores
@@ -54,17 +56,17 @@ def test_two_weights_follow_the_ema_rule_exactly():
 
 
 def test_two_forward_is_the_weighted_mean():
-    decoder = build_decoder("two", 3)
+    decoder = TemporallyWeightedDecoder(3)
     decoder.weights.copy_(torch.tensor([0.5, 1.0, 2.0]))
     o = torch.randn(3, 5, 4)
     torch.testing.assert_close(decoder(o), (0.5 * o[0] + o[1] + 2.0 * o[2]) / 3)
 
 
 def test_two_settings_are_validated():
-    with pytest.raises(ValueError, match="decoding 'two'"):
-        build_decoder("two", 4, gamma=0.1)
+    with pytest.raises(ValueError, match="decoder TemporallyWeightedDecoder: start must be >= 1"):
+        TemporallyWeightedDecoder(4, start=0)
     with pytest.raises(ValueError, match="beta"):
-        build_decoder("two", 4, beta=1.5)
+        TemporallyWeightedDecoder(4, beta=1.5)
 
 
 def test_tet_equals_its_formula_by_hand():
@@ -75,20 +77,22 @@ def test_tet_equals_its_formula_by_hand():
     ce_2 = -math.log(1 / (1 + math.e))
     mse = ((2 - 1) ** 2 + (0 - 1) ** 2 + (0 - 1) ** 2 + (1 - 1) ** 2) / 4
     expected = (1 - lam) * (ce_1 + ce_2) / 2 + lam * mse
-    loss = get_loss("tet", lam=lam, phi=phi)(o, o.mean(0), y)
+    loss = TemporalEfficientTrainingLoss(lam=lam, phi=phi)(o, o.mean(0), y)
     assert float(loss) == pytest.approx(expected, rel=1e-6)
     # defaults λ = 1e-3, φ = 1
-    assert float(get_loss("tet")(o, o.mean(0), y)) == pytest.approx(0.999 * (ce_1 + ce_2) / 2 + 1e-3 * mse, rel=1e-6)
-    with pytest.raises(ValueError, match="loss 'tet'"):
-        get_loss("tet", gamma=1.0)
+    loss = TemporalEfficientTrainingLoss()(o, o.mean(0), y)
+    assert float(loss) == pytest.approx(0.999 * (ce_1 + ce_2) / 2 + 1e-3 * mse, rel=1e-6)
+    with pytest.raises(ValueError, match="loss TemporalEfficientTrainingLoss: lam must be in"):
+        TemporalEfficientTrainingLoss(lam=2.0)
 
 
 def _fit_two(tmp_path, epochs=3):
     L.seed_everything(0, workers=True)
     data = DigitsDataModule(batch_size=128)
     model = SpikingClassifier(
-        backbone="mlp", backbone_args={"hidden": [64]}, time_steps=3, decoding="two",
-        decoding_args={"start": 1, "beta": 0.5}, optimizer=functools.partial(torch.optim.Adam, lr=5e-3),
+        backbone=functools.partial(SpikingMLP, hidden=[64]), time_steps=3,
+        decoder=functools.partial(TemporallyWeightedDecoder, start=1, beta=0.5),
+        optimizer=functools.partial(torch.optim.Adam, lr=5e-3),
     )
     trainer = L.Trainer(
         max_epochs=epochs, logger=False, enable_progress_bar=False, enable_model_summary=False,

@@ -8,19 +8,20 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spikegrad.callbacks import DspikeTemperatureSearch
-from spikegrad.callbacks.dspike_search import finite_difference_gradient, set_temperature, surrogate_gradient
+from spikegrad.callbacks import DspikeTemperatureSearch, FixedTemperatureProbe
+from spikegrad.callbacks.methods.dspike_search import finite_difference_gradient, set_temperature, surrogate_gradient
+from spikegrad.models import SpikingMLP
 from spikegrad.module import SpikingClassifier
-from spikegrad.neurons import SurrogateSettings
+from spikegrad.surrogates import ATan, DSpike
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest on shared cores
 
 
-def _tiny(surrogate="dspike", dropout=0.0, **surrogate_args):
+def _tiny(surrogate=DSpike, dropout=0.0, **surrogate_args):
     torch.manual_seed(0)
     model = SpikingClassifier(
-        backbone="mlp", backbone_args={"hidden": [16, 16], "dropout": dropout}, input_shape=(1, 4, 4),
-        num_classes=3, time_steps=3, surrogate=SurrogateSettings(name=surrogate, alpha=3.0, **surrogate_args),
+        backbone=functools.partial(SpikingMLP, hidden=[16, 16], dropout=dropout), input_shape=(1, 4, 4),
+        num_classes=3, time_steps=3, surrogate=surrogate(alpha=3.0, **surrogate_args),
     )
     x = torch.randn(32, 1, 4, 4, generator=torch.Generator().manual_seed(1)) * 2
     y = torch.randint(0, 3, (32,), generator=torch.Generator().manual_seed(2))
@@ -96,8 +97,8 @@ def test_callback_in_a_fit_logs_b_and_similarities(tmp_path):
 
     L.seed_everything(0)
     model = SpikingClassifier(
-        backbone="mlp", backbone_args={"hidden": [32]}, time_steps=2,
-        surrogate=SurrogateSettings(name="dspike", alpha=2.0), optimizer=functools.partial(torch.optim.Adam, lr=3e-3),
+        backbone=functools.partial(SpikingMLP, hidden=[32]), time_steps=2,
+        surrogate=DSpike(alpha=2.0), optimizer=functools.partial(torch.optim.Adam, lr=3e-3),
     )
     search = DspikeTemperatureSearch(b0=4.0, num_coordinates=8, every_n_epochs=2)
     trainer = L.Trainer(max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
@@ -112,6 +113,14 @@ def test_callback_in_a_fit_logs_b_and_similarities(tmp_path):
 
 
 def test_search_needs_dspike_everywhere():
-    model, batch = _tiny(surrogate="atan")
-    with pytest.raises(ValueError, match="dspike"):
+    model, batch = _tiny(surrogate=ATan)
+    with pytest.raises(ValueError, match="needs surrogate DSpike in every layer"):
         DspikeTemperatureSearch().search(model, lambda: model.task_loss(batch))
+
+
+def test_fixed_temperature_probe_measures_b_and_keeps_it():
+    model, batch = _tiny()
+    probe = FixedTemperatureProbe(num_coordinates=16)
+    assert probe.search(model, lambda: model.task_loss(batch)) == 3.0
+    assert list(probe.last_similarities) == ["b"] and -1 <= probe.last_similarities["b"] <= 1
+    assert all(layer.surrogate.alpha == 3.0 for layer in model.spiking_layers().values())

@@ -8,10 +8,12 @@ import pytest
 import torch
 
 from spikegrad.callbacks import ParametricSurrogate
-from spikegrad.callbacks.psg import lookahead_loss, surrogate_with
+from spikegrad.callbacks.methods.psg import lookahead_loss, surrogate_with
+from spikegrad.models import SpikingMLP
 from spikegrad.module import SpikingClassifier
 from spikegrad.neurons import LIF
 from spikegrad.regularizers import PDASettings, potential_window_penalty
+from spikegrad.surrogates import ATan, Triangle
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest on shared cores
 
@@ -19,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is
 def _tiny(**kwargs):
     torch.manual_seed(0)
     model = SpikingClassifier(
-        backbone="mlp", backbone_args={"hidden": [16, 16]}, input_shape=(1, 4, 4), num_classes=3, time_steps=3,
+        backbone=functools.partial(SpikingMLP, hidden=[16, 16]), input_shape=(1, 4, 4), num_classes=3, time_steps=3,
         **kwargs,
     )
     x = torch.randn(32, 1, 4, 4, generator=torch.Generator().manual_seed(1)) * 2
@@ -29,7 +31,7 @@ def _tiny(**kwargs):
 
 def test_lookahead_picks_the_candidate_with_the_lowest_loss_after_the_virtual_step():
     model, batch_a, batch_b = _tiny()
-    psg = ParametricSurrogate(kappa=2.0, shapes=["atan", "triangle"])
+    psg = ParametricSurrogate(kappa=2.0, shapes=[ATan(), Triangle()])
     twin = copy.deepcopy(model)
     state = copy.deepcopy(model.state_dict())
     rng = torch.get_rng_state()
@@ -41,11 +43,11 @@ def test_lookahead_picks_the_candidate_with_the_lowest_loss_after_the_virtual_st
     # independent evaluation, layer by layer in forward order, with the earlier layers' choices applied
     for layer, lif in twin.spiking_layers().items():
         losses = {}
-        for shape, alpha in [("atan", lif.surrogate.alpha), ("atan", lif.surrogate.alpha / 2),
-                             ("atan", lif.surrogate.alpha * 2), ("triangle", 1.0)]:
+        for shape, alpha in [(ATan(), lif.surrogate.alpha), (ATan(), lif.surrogate.alpha / 2),
+                             (ATan(), lif.surrogate.alpha * 2), (Triangle(), 1.0)]:
             probe = copy.deepcopy(twin)
             probe_lif = dict(probe.spiking_layers())[layer]
-            probe_lif.surrogate = surrogate_with(probe_lif, shape, alpha)
+            probe_lif.surrogate = surrogate_with(probe_lif.surrogate, shape, alpha)
             params = [p for p in probe.parameters()]
             torch.manual_seed(0)
             grads = torch.autograd.grad(probe.task_loss(batch_a), params)
@@ -53,11 +55,11 @@ def test_lookahead_picks_the_candidate_with_the_lowest_loss_after_the_virtual_st
                 for p, g in zip(params, grads, strict=True):
                     p -= 0.05 * g / g.square().mean().sqrt()
                 torch.manual_seed(1)
-                losses[(shape, alpha)] = float(probe.task_loss(batch_b))
+                losses[(type(shape).__name__, alpha)] = float(probe.task_loss(batch_b))
         best = min(losses, key=losses.get)
         assert chosen[layer][0] == best[0] and chosen[layer][1] == pytest.approx(best[1])
         assert sorted(psg.last_losses[layer].values()) == pytest.approx(sorted(losses.values()), rel=1e-5)
-        lif.surrogate = surrogate_with(lif, *best)
+        lif.surrogate = surrogate_with(lif.surrogate, {"ATan": ATan(), "Triangle": Triangle()}[best[0]], best[1])
     # the constructed case is not degenerate: the candidates' look-ahead losses differ
     assert len({round(v, 6) for v in psg.last_losses["backbone.2"].values()}) > 1
 
@@ -74,7 +76,7 @@ def test_psg_callback_logs_each_layers_trajectory(tmp_path):
     from spikegrad.data import DigitsDataModule
 
     L.seed_everything(0)
-    model = SpikingClassifier(backbone="mlp", backbone_args={"hidden": [32]}, time_steps=2,
+    model = SpikingClassifier(backbone=functools.partial(SpikingMLP, hidden=[32]), time_steps=2,
                               optimizer=functools.partial(torch.optim.Adam, lr=3e-3))
     psg = ParametricSurrogate(every_n_epochs=1)
     trainer = L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
@@ -87,7 +89,7 @@ def test_psg_callback_logs_each_layers_trajectory(tmp_path):
 
 
 def test_psg_settings_are_validated():
-    with pytest.raises(ValueError, match="shape 'box'"):
+    with pytest.raises(ValueError, match="shapes must be surrogates"):
         ParametricSurrogate(shapes=["box"])
     with pytest.raises(ValueError, match="kappa"):
         ParametricSurrogate(kappa=1.0)
@@ -104,7 +106,7 @@ def test_pda_penalty_by_hand():
 def test_pda_gradient_moves_potentials_into_the_window():
     lo, hi = 0.0, 2.0
     # one step (T = 1): the descent direction of every potential points into the window, zero inside it
-    lif = LIF(tau=2.0, v_threshold=1.0, surrogate="atan")
+    lif = LIF(ATan(), tau=2.0, v_threshold=1.0)
     lif.keep_potential = True
     x = torch.linspace(-6, 10, 101).unsqueeze(0).requires_grad_()
     lif(x)
@@ -136,7 +138,7 @@ def test_pda_in_the_module_adds_and_logs_the_term(tmp_path):
     from spikegrad.data import DigitsDataModule
 
     L.seed_everything(0)
-    model = SpikingClassifier(backbone="mlp", backbone_args={"hidden": [32]}, time_steps=2,
+    model = SpikingClassifier(backbone=functools.partial(SpikingMLP, hidden=[32]), time_steps=2,
                               pda={"weight": 0.5, "lo": 0.0, "hi": 1.5})
     assert all(lif.keep_potential for lif in model.spiking_layers().values())
     trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from spikegrad.studies.reset_gradient import SpikePatternDataModule, sample_spike_patterns, spike_pattern_templates
+from spikegrad.data.spike_patterns import SpikePatternDataModule, sample_spike_patterns, spike_pattern_templates
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest on shared cores
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import importlib
+import inspect
 import math
 import os
 
@@ -14,9 +15,10 @@ from jsonargparse import ArgumentParser
 from omegaconf import OmegaConf
 from torch.utils.data import TensorDataset
 
+from spikegrad import models
 from spikegrad.cli import TRAINER_DEFAULTS, SpikegradCLI
 from spikegrad.data.base import SpikeDataModule
-from spikegrad.models import BACKBONES, build_backbone
+from spikegrad.models import Backbone
 from spikegrad.models.norm import RESIDUAL_ALPHA, SpikingBatchNorm, norm_factory
 from spikegrad.module import SpikingClassifier
 from spikegrad.neurons import LIF
@@ -28,31 +30,36 @@ PAPER_CONFIGS = sorted(glob.glob(os.path.join(REPO_ROOT, "configs", "papers", "*
 # docstring (conv weights + 2 per BN channel + Linear weights and biases) and, where one exists, equal to the
 # usual ANN count: CIFAR ResNet-18 11,173,962 and ResNet-34 21,282,122; torchvision's ResNet-34 21,797,672.
 PARAMETER_COUNTS = [
-    ("cifarnet", (3, 32, 32), 10, 45_005_450),
-    ("cifarnet", (3, 32, 32), 100, 45_051_620),
-    ("vggsnn", (2, 48, 48), 10, 9_268_746),
-    ("vgg11", (3, 32, 32), 10, 9_228_362),
-    ("vgg16", (3, 32, 32), 10, 14_724_042),
-    ("resnet18", (3, 32, 32), 10, 11_173_962),
-    ("resnet18", (2, 48, 48), 10, 11_173_386),
-    ("resnet19", (3, 32, 32), 10, 12_697_994),
-    ("resnet20", (3, 32, 32), 10, 4_327_754),
-    ("resnet34", (3, 32, 32), 10, 21_282_122),
-    ("sew_resnet34", (3, 224, 224), 1000, 21_797_672),
+    ("CIFARNet", (3, 32, 32), 10, 45_005_450),
+    ("CIFARNet", (3, 32, 32), 100, 45_051_620),
+    ("VGGSNN", (2, 48, 48), 10, 9_268_746),
+    ("VGG11", (3, 32, 32), 10, 9_228_362),
+    ("VGG16", (3, 32, 32), 10, 14_724_042),
+    ("ResNet18", (3, 32, 32), 10, 11_173_962),
+    ("ResNet18", (2, 48, 48), 10, 11_173_386),
+    ("ResNet19", (3, 32, 32), 10, 12_697_994),
+    ("ResNet20", (3, 32, 32), 10, 4_327_754),
+    ("ResNet34", (3, 32, 32), 10, 21_282_122),
+    ("SEWResNet34", (3, 224, 224), 1000, 21_797_672),
 ]
 
 # the input each backbone is built for (SEW-ResNet-34, an ImageNet network, at 64×64 rather than 224×224)
 PAPER_INPUTS = {
-    "cifarnet": (3, 32, 32),
-    "vggsnn": (2, 48, 48),
-    "vgg11": (3, 32, 32),
-    "vgg16": (3, 32, 32),
-    "resnet18": (2, 48, 48),
-    "resnet19": (3, 32, 32),
-    "resnet20": (3, 32, 32),
-    "resnet34": (3, 32, 32),
-    "sew_resnet34": (3, 64, 64),
+    "CIFARNet": (3, 32, 32),
+    "VGGSNN": (2, 48, 48),
+    "VGG11": (3, 32, 32),
+    "VGG16": (3, 32, 32),
+    "ResNet18": (2, 48, 48),
+    "ResNet19": (3, 32, 32),
+    "ResNet20": (3, 32, 32),
+    "ResNet34": (3, 32, 32),
+    "SEWResNet34": (3, 64, 64),
 }
+
+
+def backbone_of(name: str, input_shape, num_classes: int, neuron, **options) -> Backbone:
+    """The backbone class ``name`` of spikegrad.models, built as the classifier builds it."""
+    return getattr(models, name)(tuple(input_shape), num_classes, neuron, **options)
 
 
 # batches of 1-4 samples: one intra-op thread is faster than two, and much faster on a busy machine
@@ -66,15 +73,15 @@ def count_parameters(module: torch.nn.Module) -> int:
 @pytest.mark.parametrize("name,shape,classes,expected", PARAMETER_COUNTS)
 def test_parameter_count(name, shape, classes, expected):
     with torch.device("meta"):  # no memory, no initialisation: only the shapes
-        model = build_backbone(name, shape, classes, LIF)
+        model = backbone_of(name, shape, classes, LIF)
     assert count_parameters(model) == expected
 
 
 @pytest.mark.parametrize("norm", ["tbn", "per_step", "tdbn"])
 def test_norm_forms_add_no_parameters(norm):
     with torch.device("meta"):
-        plain = count_parameters(build_backbone("resnet19", (3, 32, 32), 10, LIF))
-        other = count_parameters(build_backbone("resnet19", (3, 32, 32), 10, LIF, norm=norm))
+        plain = count_parameters(backbone_of("ResNet19", (3, 32, 32), 10, LIF))
+        other = count_parameters(backbone_of("ResNet19", (3, 32, 32), 10, LIF, norm=norm))
     assert other == plain
 
 
@@ -82,7 +89,7 @@ def test_norm_forms_add_no_parameters(norm):
 def test_forward_shape_and_backward(name):
     torch.manual_seed(0)
     shape, T, B, K = PAPER_INPUTS[name], 2, 1, 5
-    model = build_backbone(name, shape, K, LIF)
+    model = backbone_of(name, shape, K, LIF)
     x = torch.rand(T, B, *shape, requires_grad=True)
     out = model(x)
     assert out.shape == (T, B, K)
@@ -95,27 +102,31 @@ def test_forward_shape_and_backward(name):
 
 @pytest.mark.parametrize("norm", ["per_step", "tdbn"])
 def test_backbone_with_norm_option_runs(norm):
-    model = build_backbone("resnet20", (2, 8, 8), 3, LIF, norm=norm, widths=[8, 16, 16], stem_channels=8)
+    model = backbone_of("ResNet20", (2, 8, 8), 3, LIF, norm=norm, widths=[8, 16, 16], stem_channels=8)
     out = model(torch.rand(3, 4, 2, 8, 8))
     assert out.shape == (3, 4, 3)
     out.sum().backward()
 
 
-def test_registry_has_the_agreed_names():
-    for name in ("cifarnet", "vggsnn", "resnet18", "resnet19", "resnet20", "resnet34", "vgg11", "vgg16",
-                 "sew_resnet34", "mlp", "convnet"):
-        assert name in BACKBONES
+def test_every_backbone_is_a_backbone_class_with_its_options_in_the_signature():
+    for name in ("CIFARNet", "VGGSNN", "ResNet18", "ResNet19", "ResNet20", "ResNet34", "VGG11", "VGG16",
+                 "SEWResNet34", "SpikingMLP", "SpikingConvNet", "SpikingVGG", "SpikingResNet", "SEWResNet"):
+        cls = getattr(models, name)
+        assert issubclass(cls, Backbone) and not inspect.isabstract(cls)
+        parameters = list(inspect.signature(cls.__init__).parameters)
+        assert parameters[1:4] == ["input_shape", "num_classes", "neuron"], name
+        assert not any(inspect.signature(cls.__init__).parameters[p].kind == inspect.Parameter.VAR_KEYWORD
+                       for p in parameters), f"{name}: options hidden in **kwargs do not reach --help"
+    assert inspect.signature(models.ResNet19.__init__).parameters["hidden"].default == (256,)  # its paper's
 
 
 def test_bad_settings_are_one_line_errors():
     with pytest.raises(ValueError, match="valid choices: tbn, per_step, tdbn"):
-        build_backbone("resnet18", (3, 32, 32), 10, LIF, norm="layer")
+        backbone_of("ResNet18", (3, 32, 32), 10, LIF, norm="layer")
     with pytest.raises(ValueError, match="at least 16x16"):
-        build_backbone("vggsnn", (2, 8, 8), 10, LIF)
+        backbone_of("VGGSNN", (2, 8, 8), 10, LIF)
     with pytest.raises(ValueError, match="ADD, AND, IAND"):
-        build_backbone("sew_resnet34", (3, 16, 16), 10, LIF, connect="OR")
-    with pytest.raises(ValueError, match="backbone 'vgg16'"):
-        build_backbone("vgg16", (3, 32, 32), 10, LIF, depth=3)
+        backbone_of("SEWResNet34", (3, 16, 16), 10, LIF, connect="OR")
 
 
 # --- batch-norm forms ---------------------------------------------------------------------------------------
@@ -154,7 +165,7 @@ def test_tdbn_scales_the_normalised_value_by_alpha_threshold():
 
 
 def test_resnet_tdbn_uses_reduced_alpha_before_the_residual_add():
-    model = build_backbone("resnet20", (3, 8, 8), 10, lambda: LIF(v_threshold=0.5), norm="tdbn")
+    model = backbone_of("ResNet20", (3, 8, 8), 10, lambda: LIF(v_threshold=0.5), norm="tdbn")
     block = model[1][0]
     assert block.conv1[1].scale == pytest.approx(0.5)
     assert block.conv2[1].scale == pytest.approx(0.5 / math.sqrt(2))
@@ -163,7 +174,7 @@ def test_resnet_tdbn_uses_reduced_alpha_before_the_residual_add():
 
 
 def test_norms_survive_sync_batchnorm_conversion():
-    model = build_backbone("resnet20", (3, 8, 8), 10, LIF, norm="per_step", widths=[8, 8, 8], stem_channels=8)
+    model = backbone_of("ResNet20", (3, 8, 8), 10, LIF, norm="per_step", widths=[8, 8, 8], stem_channels=8)
     converted = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     norms = [m for m in converted.modules() if isinstance(m, SpikingBatchNorm)]
     assert norms and all(isinstance(m.bn, torch.nn.SyncBatchNorm) and m.per_step for m in norms)
@@ -171,7 +182,7 @@ def test_norms_survive_sync_batchnorm_conversion():
 
 @pytest.mark.parametrize("connect", ["AND", "IAND"])
 def test_sew_connect_functions(connect):
-    model = build_backbone("sew_resnet34", (3, 16, 16), 4, LIF, connect=connect, blocks=[1, 1], widths=[8, 16])
+    model = backbone_of("SEWResNet34", (3, 16, 16), 4, LIF, connect=connect, blocks=[1, 1], widths=[8, 16])
     out = model(torch.rand(2, 2, 3, 16, 16))
     assert out.shape == (2, 2, 4)
 
@@ -242,15 +253,17 @@ def _with_fabricated_data(config: dict, time_steps: int) -> dict:
         if callback["class_path"].endswith("ParametricSurrogate"):
             args.pop("shapes", None)
             model = config["model"] = dict(config["model"])
-            if model["backbone"].startswith("resnet"):
-                blocks = {"resnet18": 4, "resnet34": 4, "resnet19": 3, "resnet20": 3}[model["backbone"]]
-                model["backbone_args"] = {**(model.get("backbone_args") or {}), "blocks": [1] * blocks}
+            backbone = model["backbone"]["class_path"]
+            if backbone.startswith("ResNet"):
+                blocks = {"ResNet18": 4, "ResNet34": 4, "ResNet19": 3, "ResNet20": 3}[backbone]
+                model["backbone"]["init_args"] = {**(model["backbone"].get("init_args") or {}), "blocks": [1] * blocks}
     return config
 
 
-def _smoke_args(path: str) -> list[str]:
+def _smoke_args(path: str, sequence: bool) -> list[str]:
+    time_steps = [] if sequence else ["--model.time_steps", "2"]  # sequence data: T comes from the data (linked)
     return [
-        "--config", path, "--model.time_steps", "2", "--trainer.fast_dev_run", "1", "--trainer.accelerator", "cpu",
+        "--config", path, *time_steps, "--trainer.fast_dev_run", "1", "--trainer.accelerator", "cpu",
         "--trainer.devices", "1", "--trainer.strategy", "auto", "--trainer.num_nodes", "1",
         "--trainer.sync_batchnorm", "false", "--trainer.precision", "32-true", "--trainer.benchmark", "false",
         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
@@ -273,7 +286,9 @@ def test_paper_config_parses_and_runs_one_step(path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SPIKEGRAD_TRUSTED_MODULES", __name__)  # the fabricated DataModule's module
     patched = tmp_path / os.path.basename(path)
-    patched.write_text(yaml.safe_dump(_with_fabricated_data(_load(path), time_steps=2)))
+    config = _with_fabricated_data(_load(path), time_steps=2)
+    patched.write_text(yaml.safe_dump(config))
+    sequence = config["data"]["init_args"]["encoding"] == "sequence"
     cli = SpikegradCLI(
         SpikingClassifier,
         SpikeDataModule,
@@ -283,9 +298,10 @@ def test_paper_config_parses_and_runs_one_step(path, tmp_path, monkeypatch):
         seed_everything_default=0,
         auto_configure_optimizers=False,
         run=False,
-        args=_smoke_args(str(patched)),
+        args=_smoke_args(str(patched), sequence),
     )
-    assert cli.model.hparams.backbone == _load(path)["model"]["backbone"]
+    assert cli.model.hparams.backbone["class_path"].endswith(_load(path)["model"]["backbone"]["class_path"])
+    assert cli.model.time_steps == 2 and cli.model.decoder.time_steps == 2
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     assert cli.trainer.global_step == 1
     (results,) = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
@@ -298,15 +314,14 @@ def test_paper_config_data_section_fits_its_datamodule(path):
     config = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     module_name, class_name = config["data"]["class_path"].rsplit(".", 1)
     cls = getattr(importlib.import_module(module_name), class_name, None)
-    if cls is None:
-        pytest.skip(f"{class_name} is not in {module_name} yet")
+    assert cls is not None, f"{class_name} is not in {module_name}"
     parser = ArgumentParser(exit_on_error=False)
     parser.add_subclass_arguments(SpikeDataModule, "data")
     parsed = parser.parse_object({"data": config["data"]})
     data = parser.instantiate_classes(parsed).data
     assert isinstance(data, cls)
-    if data.encoding == "sequence":  # event frames: T of the data is T of the model (TWO weights, time_steps)
-        assert config["data"]["init_args"]["time_steps"] == config["model"]["time_steps"]
+    if data.encoding == "sequence":  # event frames bring their T; the CLI links it into the model (test_cli.py)
+        assert "time_steps" not in config["model"] and data.time_steps == config["data"]["init_args"]["time_steps"]
 
 
 def test_every_paper_config_is_in_the_reproduction_table():

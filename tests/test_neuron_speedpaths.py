@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from spikegrad import surrogates
-from spikegrad.kernels.masks import BernoulliMask
 from spikegrad.neurons import lif_multistep
-from spikegrad.reference import lif_reference
+from spikegrad.neurons.reference import lif_reference
+from spikegrad.surrogates import ATan, Sigmoid, Surrogate, Triangle
+from spikegrad.surrogates.masks import BernoulliMask
 
 
 def _g(surrogate, x, **kw):
@@ -20,8 +20,8 @@ def _g(surrogate, x, **kw):
 def test_mask_drops_fraction_p_and_keeps_exact_values(p):
     torch.manual_seed(0)
     x = torch.randn(1, 200_000, dtype=torch.float64)
-    plain = _g(surrogates.get("sigmoid"), x)
-    masked = _g(surrogates.get("sigmoid", mask_p=p), x)
+    plain = _g(Sigmoid(), x)
+    masked = _g(Sigmoid(mask_p=p), x)
     dropped = (masked == 0).double().mean().item()
     assert abs(dropped - p) < 0.005  # 6 standard deviations at most
     kept = masked != 0
@@ -30,7 +30,7 @@ def test_mask_drops_fraction_p_and_keeps_exact_values(p):
 
 def test_mask_is_fresh_on_every_backward_and_follows_the_seed():
     x = torch.randn(1, 10_000)
-    surrogate = surrogates.get("atan", mask_p=0.5)
+    surrogate = ATan(mask_p=0.5)
     torch.manual_seed(1)
     a = _g(surrogate, x)
     b = _g(surrogate, x)
@@ -42,11 +42,11 @@ def test_mask_is_fresh_on_every_backward_and_follows_the_seed():
 
 def test_mask_rescale_and_fill():
     x = torch.randn(1, 50_000, dtype=torch.float64)
-    plain = _g(surrogates.get("triangle", alpha=0.5), x)
+    plain = _g(Triangle(alpha=0.5), x)
     torch.manual_seed(2)
-    filled = _g(surrogates.get("triangle", alpha=0.5, mask_p=0.3, mask_rescale=True, mask_fill=0.25), x)
+    filled = _g(Triangle(alpha=0.5, mask_p=0.3, mask_rescale=True, mask_fill=0.25), x)
     torch.manual_seed(2)
-    zeroed = _g(surrogates.get("triangle", alpha=0.5, mask_p=0.3, mask_rescale=True), x)
+    zeroed = _g(Triangle(alpha=0.5, mask_p=0.3, mask_rescale=True), x)
     dropped = (zeroed == 0) & (plain != 0)
     kept = zeroed != 0
     torch.testing.assert_close(zeroed[kept], plain[kept] / 0.7, rtol=1e-12, atol=0.0)
@@ -54,14 +54,12 @@ def test_mask_rescale_and_fill():
     assert torch.equal(filled[kept], zeroed[kept])
 
 
-class _FixedMask(surrogates.Surrogate):
+class _FixedMask(Surrogate):
     """ATan times a given per-step mask; finds the step of each call by its input (reference runs per step)."""
-
-    name = "fixed-mask"
 
     def __init__(self, mask, shifted_potentials):
         super().__init__()
-        self.base = surrogates.get("atan")
+        self.base = ATan()
         self.mask, self.shifted = mask, shifted_potentials
 
     def grad_(self, x):
@@ -75,13 +73,13 @@ def test_masked_surrogate_goes_through_the_time_recursion():
     x = (torch.randn(6, 40, dtype=torch.float64) * 1.5 + 0.9).requires_grad_()
     grad_s = torch.randn_like(x)
     kw = dict(tau=2.0, v_threshold=1.0, reset="hard", detach_reset=False, decay_input=True)
-    masked = surrogates.get("atan", mask_p=0.5)
+    masked = ATan(mask_p=0.5)
     torch.manual_seed(4)
     (gx,) = torch.autograd.grad(lif_multistep(x, masked, **kw)[0], x, grad_s)
     torch.manual_seed(4)  # the backward's only random draw is the mask's seed: replay it
     mask = BernoulliMask(x, 0.5).kept().to(x.dtype)
     assert 0.4 < (mask == 0).double().mean() < 0.6
-    h_ref = lif_reference(x.detach(), surrogates.get("atan"), **kw)[1]
+    h_ref = lif_reference(x.detach(), ATan(), **kw)[1]
     fixed = _FixedMask(mask, h_ref - kw["v_threshold"])
     (gx_ref,) = torch.autograd.grad(lif_reference(x, fixed, **kw)[0], x, grad_s)
     torch.testing.assert_close(gx, gx_ref, rtol=1e-6, atol=1e-12)
@@ -94,7 +92,7 @@ def test_channels_last_and_strided_inputs_match_contiguous():
     x_cl = base.contiguous(memory_format=torch.channels_last).unflatten(0, (T, B)).requires_grad_()
     x_c = base.unflatten(0, (T, B)).contiguous().requires_grad_()
     grad = torch.randn(T, B, C, H, W)
-    surrogate = surrogates.get("atan")
+    surrogate = ATan()
     s_cl, _ = lif_multistep(x_cl, surrogate)
     s_c, _ = lif_multistep(x_c, surrogate)
     assert torch.equal(s_cl, s_c)
@@ -106,7 +104,7 @@ def test_channels_last_and_strided_inputs_match_contiguous():
 def test_expanded_incoming_gradient_and_zero_leak():
     """``sum().backward()`` gives a stride-0 gradient; τ = 1 in the leak form means no memory (λ = 0)."""
     x = (torch.randn(5, 7, dtype=torch.float64) * 1.5 + 0.9).requires_grad_()
-    surrogate = surrogates.get("triangle")
+    surrogate = Triangle()
     for tau in (1.0, 3.0):
         kw = dict(tau=tau, v_threshold=1.0, reset="soft", detach_reset=False, decay_input=False)
         (g1,) = torch.autograd.grad(lif_multistep(x, surrogate, **kw)[0].sum(), x)

@@ -20,7 +20,7 @@ def _quickstart(repo_root, log_dir, name, *overrides):
         "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "1",
         "--trainer.limit_test_batches", "1", "--trainer.enable_progress_bar", "false",
         "--trainer.logger.init_args.save_dir", str(log_dir), "--trainer.logger.init_args.name", name,
-        "--model.backbone_args", "{channels: [8, 16], hidden: 32}",
+        "--model.backbone.init_args", "{channels: [8, 16], hidden: 32}",
         "--checkpoint.dirpath", str(log_dir / name / "ckpt"), *overrides,
     ])
 
@@ -42,8 +42,8 @@ def test_report_names_the_difference_and_writes_table_and_plots(two_runs, tmp_pa
         rows = list(csv.DictReader(f))
     assert [row["run"] for row in rows] == ["alpha2/version_0", "alpha4/version_0"]
     # the only setting the runs differ in (the logger's own folders are not settings)
-    assert [c for c in rows[0] if "." in c] == ["model.surrogate.alpha"]
-    assert [row["model.surrogate.alpha"] for row in rows] == ["2.0", "4.0"]
+    assert [c for c in rows[0] if "." in c] == ["model.surrogate.init_args.alpha"]
+    assert [row["model.surrogate.init_args.alpha"] for row in rows] == ["2.0", "4.0"]
     for row in rows:
         assert 0 < float(row["best_val_acc"]) <= 1 and 0 < float(row["test_acc"]) <= 1
         assert 0 < float(row["firing_rate"]) < 1
@@ -52,7 +52,7 @@ def test_report_names_the_difference_and_writes_table_and_plots(two_runs, tmp_pa
         assert int(row["epochs"]) == 2 and float(row["sec_per_epoch"]) > 0
 
     markdown = (out / "report.md").read_text()
-    assert "`model.surrogate.alpha`" in markdown and "| alpha4/version_0 | 4.0 |" in markdown
+    assert "`model.surrogate.init_args.alpha`" in markdown and "| alpha4/version_0 | 4.0 |" in markdown
     for png in ("accuracy.png", "firing_rate.png", "grad_sparsity.png"):
         assert f"]({png})" in markdown
         pixels = matplotlib.image.imread(out / png)
@@ -74,11 +74,11 @@ def test_differing_settings_compare_callbacks_by_class():
     def run(name, config):
         return Run(path=name, name=name, settings=flatten(config))
 
-    base = {"model": {"surrogate": {"alpha": 2.0}, "backbone_args": {"channels": [8, 16]}}}
+    base = {"model": {"surrogate": {"init_args": {"alpha": 2.0}}, "backbone": {"init_args": {"channels": [8, 16]}}}}
     a = run("a", {**base, "trainer": {"callbacks": {"Dspike": {"enabled": True, "b": 3.0}}}})
     b = run("b", {**base, "trainer": {"callbacks": {}}})
     c = run("c", {**base, "trainer": {"callbacks": {"Dspike": {"enabled": True, "b": 1.0}}}})
-    assert a.settings["model.backbone_args.channels"] == "[8, 16]"
+    assert a.settings["model.backbone.init_args.channels"] == "[8, 16]"
     # b lacks the callback: its arguments add nothing beyond "enabled"
     assert differing_settings([a, b]) == ["trainer.callbacks.Dspike.enabled"]
     assert differing_settings([a, b, c]) == ["trainer.callbacks.Dspike.b", "trainer.callbacks.Dspike.enabled"]

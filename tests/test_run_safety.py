@@ -29,7 +29,7 @@ def _checkpoints(folder) -> dict[str, dict]:
 
 
 def _finite(checkpoint: dict) -> bool:
-    from spikegrad.callbacks.finite_loss import checkpoint_tensors, nonfinite_names
+    from spikegrad.callbacks.run.finite_loss import checkpoint_tensors, nonfinite_names
 
     return not nonfinite_names(checkpoint_tensors(checkpoint))
 
@@ -103,7 +103,7 @@ def test_no_checkpoint_holds_nan(tmp_path, capsys):
     assert saved["last.ckpt"]["epoch"] == 0 and all(_finite(c) for c in saved.values())
 
     # and any other checkpoint (Ctrl-C's interrupted.ckpt, a user's callback) is checked right before it is written
-    from spikegrad.callbacks.finite_loss import NonFiniteLossGuard, NonFiniteWeights
+    from spikegrad.callbacks.run.finite_loss import NonFiniteLossGuard, NonFiniteWeights
 
     class Trainer:
         world_size, current_epoch, global_step, is_global_zero, checkpoint_callbacks = 1, 0, 7, True, []
@@ -137,9 +137,10 @@ def _resume(folder, *args):
 
 
 @pytest.mark.parametrize(("args", "listed"), [
-    (["--model.backbone", "convnet"], "model.backbone (checkpoint: mlp, given: convnet)"),
+    (["--model.backbone", "SpikingConvNet"],
+     "model.backbone.class_path (checkpoint: spikegrad.models.SpikingMLP, given: spikegrad.models.SpikingConvNet)"),
     (["--model.surrogate.alpha", "5", "--model.time_steps", "5"],
-     "model.surrogate.alpha (checkpoint: 2.0, given: 5.0), model.time_steps (checkpoint: 3, given: 5)"),
+     "model.surrogate.init_args.alpha (checkpoint: 2.0, given: 5.0), model.time_steps (checkpoint: 3, given: 5)"),
     (["--model.optimizer.init_args.lr", "0.1"], "model.optimizer.init_args.lr (checkpoint: 0.003, given: 0.1)"),
     (["--data.batch_size", "16"], "data.init_args.batch_size (checkpoint: 32, given: 16)"),
 ])
@@ -159,7 +160,7 @@ def test_ckpt_settings_checkpoint_continues_with_the_checkpoints_settings(traine
     _resume(folder, "--model.surrogate.alpha", "5", "--model.time_steps", "5", "--data.num_workers", "0",
             "--ckpt_settings", "checkpoint")
     saved = yaml.safe_load(open(os.path.join(run_dir(folder), "config.yaml")))
-    assert saved["model"]["surrogate"]["alpha"] == 2.0 and saved["model"]["time_steps"] == 3  # what ran
+    assert saved["model"]["surrogate"]["init_args"]["alpha"] == 2.0 and saved["model"]["time_steps"] == 3  # what ran
     last = load_checkpoint(os.path.join(run_dir(folder), "checkpoints", "last.ckpt"))
     assert last["hyper_parameters"]["time_steps"] == 3 and last["global_step"] == 12  # continued: 3 epochs
 
@@ -173,7 +174,7 @@ def test_ckpt_settings_given_fine_tunes_from_the_weights_in_a_new_run(trained, t
               "--model.surrogate.alpha", "5", "--model.time_steps", "5", "--ckpt_settings", "given"], cwd=folder)
     new = run_dir(folder, version=1)
     last = load_checkpoint(os.path.join(new, "checkpoints", "last.ckpt"))
-    assert last["hyper_parameters"]["time_steps"] == 5 and last["hyper_parameters"]["surrogate"]["alpha"] == 5.0
+    assert last["hyper_parameters"]["time_steps"] == 5 and last["hyper_parameters"]["surrogate"]["init_args"]["alpha"] == 5.0
     assert last["global_step"] == 4  # a new run: its own epoch and step count, a fresh optimizer
     initial = torch.load(tmp_path / "start.pt")
     weights = {k: v for k, v in load_checkpoint(source)["state_dict"].items() if isinstance(v, torch.Tensor)}
@@ -185,8 +186,8 @@ def test_ckpt_settings_given_fine_tunes_from_the_weights_in_a_new_run(trained, t
 
     # weights that do not fit the given architecture: one line naming them
     with pytest.raises(SystemExit) as exit_info:
-        run_main(["fit", "-c", tiny_config(folder), "--ckpt_path", source, "--model.backbone_args",
-                  '{"hidden": [16]}', "--ckpt_settings", "given"], cwd=folder)
+        run_main(["fit", "-c", tiny_config(folder), "--ckpt_path", source, "--model.backbone.hidden",
+                  "[16]", "--ckpt_settings", "given"], cwd=folder)
     assert exit_info.value.code == 2
     (line,) = _error_lines(capsys.readouterr().err)
     assert f"ckpt_path {source}: its weights do not fit the model of the given settings (other shape backbone." in line
@@ -217,7 +218,7 @@ def test_a_run_writes_only_into_logs_and_the_cache_folder(tmp_path, repo_root):
     env.update(HOME=str(home), TMPDIR=str(tmp))
     args = ["fit", "-c", os.path.join(repo_root, "configs", "quickstart.yaml"), "--trainer.max_epochs", "1",
             "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches",
-            "1", "--trainer.enable_progress_bar", "false", "--model.backbone_args", "{channels: [4, 8], hidden: 16}"]
+            "1", "--trainer.enable_progress_bar", "false", "--model.backbone.channels", "[4, 8]", "--model.backbone.hidden", "16"]
     proc = subprocess.run([BIN, *args], cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "(view with: tensorboard --logdir logs)" in proc.stdout

@@ -28,8 +28,8 @@ def tiny_spec(tmp_path) -> dict:
                 "claim": "sparser surrogate gradients",
                 "config": os.path.join(ROOT, "studies", "configs", "digits_convnet.yaml"),
                 "overrides": {
-                    "model.backbone_args": {"channels": [4], "hidden": 16},
-                    "model.surrogate": {"name": "triangle", "alpha": 2.0, "mask_p": 0.0},
+                    "model.backbone.init_args": {"channels": [4], "hidden": 16},
+                    "model.surrogate": {"class_path": "Triangle", "init_args": {"alpha": 2.0, "mask_p": 0.0}},
                     "trainer.callbacks": [
                         {"class_path": "spikegrad.callbacks.GradientSparsityMonitor",
                          "init_args": {"every_n_steps": 1}},
@@ -93,6 +93,8 @@ def test_variant_overrides_append_with_plus():
 
 
 def test_fixed_temperature_probe_keeps_b():
-    probe = study.FixedTemperatureProbe(b0=2.0)
+    from spikegrad.callbacks import FixedTemperatureProbe
+
+    probe = FixedTemperatureProbe(b0=2.0)
     probe.b = 2.0
     assert probe.candidates() == {"b": 2.0}

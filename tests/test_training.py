@@ -11,16 +11,17 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from spikegrad.data import DigitsDataModule
+from spikegrad.models import SpikingConvNet
 from spikegrad.module import SpikingClassifier
-from spikegrad.neurons import NeuronSettings, SurrogateSettings
+from spikegrad.neurons import LIF
+from spikegrad.surrogates import Rectangle, Sigmoid
 
 
 def _fit(tmp_path, **model_kwargs):
     L.seed_everything(0, workers=True)
     data = DigitsDataModule(batch_size=64)
     model = SpikingClassifier(
-        backbone="convnet",
-        backbone_args={"channels": [16, 32], "hidden": 64},
+        backbone=functools.partial(SpikingConvNet, channels=[16, 32], hidden=64),
         time_steps=4,
         optimizer=functools.partial(torch.optim.Adam, lr=3e-3),
         **model_kwargs,
@@ -55,24 +56,25 @@ def test_digits_fit_learns_and_logs(tmp_path):
     assert not set(split["test"]) & set(split["train"])
 
 
-@pytest.mark.parametrize("surrogate", ["rectangle", "sigmoid"])
+@pytest.mark.parametrize("surrogate", [Rectangle, Sigmoid])
 def test_method_hyperparameters_reach_every_layer(tmp_path, surrogate):
     model = SpikingClassifier(
-        neuron=NeuronSettings(tau=3.0, v_threshold=0.5, reset="soft", detach_reset=False),
-        surrogate=SurrogateSettings(name=surrogate, alpha=1.5),
+        neuron=functools.partial(LIF, tau=3.0, v_threshold=0.5, reset="soft", detach_reset=False),
+        surrogate=surrogate(alpha=1.5),
+        time_steps=4,
     )
     layers = model.spiking_layers()
     assert len(layers) == 2
     for lif in layers.values():
         assert (lif.tau, lif.v_threshold, lif.reset, lif.detach_reset) == (3.0, 0.5, "soft", False)
-        assert lif.surrogate.name == surrogate and lif.surrogate.alpha == 1.5
+        assert type(lif.surrogate) is surrogate and lif.surrogate.alpha == 1.5
     # every layer owns its surrogate (per-layer parameters can differ)
     a, b = layers.values()
     assert a.surrogate is not b.surrogate
 
 
 def test_accuracy_is_the_fraction_of_correct_samples():
-    model = SpikingClassifier(num_classes=3)
+    model = SpikingClassifier(num_classes=3, time_steps=4)
     metric = model.metrics["test_acc"]
     # 4 samples of class 0 all right, 1 sample of class 1 wrong: 4/5 correct (a macro average would say 1/2)
     logits = torch.tensor([[5.0, 0, 0]] * 4 + [[5.0, 0, 0]])
@@ -88,10 +90,19 @@ def test_split_is_seeded():
 
 @pytest.mark.parametrize(
     "kwargs,needle",
-    [({"backbone": "resnet1000"}, "backbone"), ({"decoding": "vote"}, "decoding"), ({"loss": "hinge"}, "loss"),
-     ({"encoding": "rate"}, "encoding"), ({"time_steps": 0}, "time_steps")],
+    [({"encoding": "rate"}, "encoding"), ({"time_steps": 0}, "time_steps"), ({}, "model.time_steps must be set"),
+     ({"encoding": "sequence", "time_steps": 4, "data_time_steps": 6}, "differs from the data's time_steps 6"),
+     ({"backbone": torch.nn.Identity, "time_steps": 4}, "model.backbone must build a spikegrad.models.Backbone")],
 )
 def test_bad_module_settings_are_one_line_errors(kwargs, needle):
     with pytest.raises(ValueError) as err:
         SpikingClassifier(**kwargs)
     assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_sequence_data_brings_its_time_steps():
+    model = SpikingClassifier(encoding="sequence", data_time_steps=6, input_shape=(2, 4, 4))
+    assert model.time_steps == 6
+    same = SpikingClassifier(encoding="sequence", time_steps=6, data_time_steps=6, input_shape=(2, 4, 4))
+    assert same.time_steps == 6
+    assert SpikingClassifier(time_steps=3, data_time_steps=None).time_steps == 3  # static data: the model's T

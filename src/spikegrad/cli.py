@@ -4,7 +4,7 @@
 ``--test_after_fit false``) and prints the test metrics and the TensorBoard log folder.
 
 Every run also gets, without configuration: the best checkpoint by ``val/acc`` (``checkpoint.*``) and
-``last.ckpt`` at the end of every epoch and of fit (:mod:`spikegrad.callbacks.last_checkpoint`), the run manifest
+``last.ckpt`` at the end of every epoch and of fit (:mod:`spikegrad.callbacks.run.last_checkpoint`), the run manifest
 (:mod:`spikegrad.manifest`), the random generators' state and the model/data settings in every checkpoint (exact
 resume, :mod:`spikegrad.resume`), ``interrupted.ckpt`` on Ctrl-C/SIGTERM, a stop with a clear message on a NaN/Inf
 loss, weights or optimizer state (``finite_check.*``, never a checkpoint holding them) and the traceback of a failed
@@ -32,13 +32,14 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException  # noqa: E40
 from omegaconf.errors import OmegaConfBaseException  # noqa: E402
 
 from spikegrad import preflight  # noqa: E402
-from spikegrad.callbacks.finite_loss import NonFiniteLossGuard  # noqa: E402
-from spikegrad.callbacks.interrupt_checkpoint import InterruptCheckpoint  # noqa: E402
-from spikegrad.callbacks.last_checkpoint import LastCheckpoint  # noqa: E402
-from spikegrad.callbacks.random_state import RandomStateCheckpoint  # noqa: E402
+from spikegrad.callbacks.run.finite_loss import NonFiniteLossGuard  # noqa: E402
+from spikegrad.callbacks.run.interrupt_checkpoint import InterruptCheckpoint  # noqa: E402
+from spikegrad.callbacks.run.last_checkpoint import LastCheckpoint  # noqa: E402
+from spikegrad.callbacks.run.random_state import RandomStateCheckpoint  # noqa: E402
+from spikegrad.class_paths import ClassPathErrorParser  # noqa: E402
 from spikegrad.data.base import SpikeDataModule  # noqa: E402
 from spikegrad.data.errors import DataError  # noqa: E402
-from spikegrad.errors import ErrorLog, OneLineErrorParser, RunFailed, UsageError, report  # noqa: E402
+from spikegrad.errors import ErrorLog, RunFailed, UsageError, report  # noqa: E402
 from spikegrad.manifest import RunManifest  # noqa: E402
 from spikegrad.module import SpikingClassifier  # noqa: E402
 from spikegrad.resume import (  # noqa: E402
@@ -71,6 +72,8 @@ class SpikegradCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         for attribute in ("num_classes", "input_shape", "encoding"):
             parser.link_arguments(f"data.{attribute}", f"model.{attribute}", apply_on="instantiate")
+        # sequence data brings its T (event frames); jsonargparse skips the link for data without `time_steps`
+        parser.link_arguments("data.time_steps", "model.data_time_steps", apply_on="instantiate")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(
             {
@@ -277,7 +280,7 @@ def main(args: list[str] | None = None) -> None:
             SpikingClassifier,
             SpikeDataModule,
             subclass_mode_data=True,
-            parser_class=OneLineErrorParser,
+            parser_class=ClassPathErrorParser,
             parser_kwargs={"parser_mode": "omegaconf+", "prog": "spikegrad"},
             save_config_callback=SettingsInCheckpoint,
             save_config_kwargs={"overwrite": True},

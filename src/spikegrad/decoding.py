@@ -1,53 +1,50 @@
-"""Decoders (per-step logits ``o[t]`` of shape ``[T, B, K]`` -> prediction ``[B, K]``) and losses.
+"""Decoders: per-step logits ``o[t]`` of shape ``[T, B, K]`` -> prediction ``[B, K]``.
 
-Decoders (``model.decoding``, options in ``model.decoding_args``):
+Configs name the decoder by class (``model.decoder``); the classifier builds it with the number of steps ``T``,
+the first argument of every decoder:
 
-* ``mean``: ``y = (1/T)·Σ_t o[t]`` (rate decoding, the usual choice);
-* ``last``: ``y = o[T]``;
-* ``two``: temporally weighted output (TWO; Li, Zhao, Zhao, Zeng, "Masked surrogate gradients", Neural
-  Networks 2024): ``y = (1/T)·Σ_t f_t·o[t]`` with fixed (no-grad) per-step weights ``f`` initialised to ones.
-  At the start of every epoch ``e >= start`` (``e`` counted from 0, so the first update uses the statistics of
-  the ``start``-th epoch) the weights follow ``f <- (1-β)·f + β·a/mean(a)``, where ``a_t`` is the training
-  accuracy of ``argmax o[t]`` alone over the previous epoch. ``f`` is a registered buffer named ``weights``
-  (so it is in the checkpoint) and is used unchanged at test time.
+* :class:`MeanDecoder`: ``y = (1/T)·Σ_t o[t]`` (rate decoding, the usual choice);
+* :class:`LastStepDecoder`: ``y = o[T]``;
+* :class:`TemporallyWeightedDecoder`: temporally weighted output (TWO; Li, Zhao, Zhao, Zeng, "Masked surrogate
+  gradients", Neural Networks 2024): ``y = (1/T)·Σ_t f_t·o[t]`` with fixed (no-grad) per-step weights ``f``
+  initialised to ones. At the start of every epoch ``e >= start`` (``e`` counted from 0, so the first update
+  uses the statistics of the ``start``-th epoch) the weights follow ``f <- (1-β)·f + β·a/mean(a)``, where
+  ``a_t`` is the training accuracy of ``argmax o[t]`` alone over the previous epoch. ``f`` is a registered
+  buffer named ``weights`` (so it is in the checkpoint) and is used unchanged at test time.
 
-Losses (``model.loss``, options in ``model.loss_args``) take the per-step logits, the decoded prediction and
-the targets:
-
-* ``ce``: cross-entropy of the decoded prediction;
-* ``tet``: temporal efficient training (Deng, Li, Zhang, Gu, ICLR 2022):
-  ``(1-λ)·(1/T)·Σ_t CE(o[t], y) + λ·MSE(o, φ)``, the mean squared error taken over every element of ``o``;
-  defaults ``λ = 1e-3``, ``φ = 1``.
+The losses are in :mod:`spikegrad.losses`.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchmetrics import Metric
 
-__all__ = [
-    "DECODERS",
-    "LOSSES",
-    "CrossEntropyLoss",
-    "Decoder",
-    "LastStepDecoder",
-    "MeanDecoder",
-    "PerStepAccuracy",
-    "TemporalEfficientTrainingLoss",
-    "TemporallyWeightedDecoder",
-    "build_decoder",
-    "get_loss",
-]
+__all__ = ["Decoder", "LastStepDecoder", "MeanDecoder", "PerStepAccuracy", "TemporallyWeightedDecoder"]
 
 
-class Decoder(nn.Module):
+class Decoder(nn.Module, ABC):
     """Base decoder: ``forward(o) -> y`` plus two hooks the classifier calls during training.
 
     ``observe(o, target)`` sees every training batch's per-step logits (detached) and ``on_train_epoch_start``
     runs before every training epoch; both do nothing unless a decoder adapts itself (TWO).
+
+    Args:
+        time_steps: T, the number of per-step logits (given by the classifier, not set in configs).
     """
+
+    def __init__(self, time_steps: int) -> None:
+        super().__init__()
+        if time_steps < 1:
+            raise ValueError(f"decoder {type(self).__name__}: time_steps must be >= 1, got {time_steps}")
+        self.time_steps = int(time_steps)
+
+    @abstractmethod
+    def forward(self, per_step_logits: torch.Tensor) -> torch.Tensor:
+        """The prediction ``[B, K]`` of per-step logits ``[T, B, K]``."""
 
     def observe(self, per_step_logits: torch.Tensor, target: torch.Tensor) -> None:
         """Called with each training batch's detached per-step logits ``[T, B, K]`` and targets ``[B]``."""
@@ -91,6 +88,10 @@ class PerStepAccuracy(Metric):
         self.total += target.numel()
 
     def compute(self) -> torch.Tensor:
+        return self.accuracy()
+
+    def accuracy(self) -> torch.Tensor:
+        """``correct / total`` of the current (local, or inside ``sync_context`` global) counts."""
         return self.correct / self.total.clamp(min=1)
 
 
@@ -105,13 +106,12 @@ class TemporallyWeightedDecoder(Decoder):
     """
 
     def __init__(self, time_steps: int, start: int = 5, beta: float = 0.3) -> None:
-        super().__init__()
-        if time_steps < 1:
-            raise ValueError(f"decoding 'two': time_steps must be >= 1, got {time_steps}")
+        super().__init__(time_steps)
         if start < 1:
-            raise ValueError(f"decoding 'two': start must be >= 1 (an epoch of statistics first), got {start}")
+            raise ValueError(f"decoder TemporallyWeightedDecoder: start must be >= 1 (an epoch of statistics first), "
+                             f"got {start}")
         if not 0.0 <= beta <= 1.0:
-            raise ValueError(f"decoding 'two': beta must be in [0, 1], got {beta}")
+            raise ValueError(f"decoder TemporallyWeightedDecoder: beta must be in [0, 1], got {beta}")
         self.start = int(start)
         self.beta = float(beta)
         self.register_buffer("weights", torch.ones(time_steps))
@@ -122,7 +122,8 @@ class TemporallyWeightedDecoder(Decoder):
     def forward(self, per_step_logits: torch.Tensor) -> torch.Tensor:
         if per_step_logits.shape[0] != self.weights.shape[0]:
             raise ValueError(
-                f"decoding 'two': got {per_step_logits.shape[0]} time steps, the weights have {self.weights.shape[0]}"
+                f"decoder TemporallyWeightedDecoder: got {per_step_logits.shape[0]} time steps, the weights have "
+                f"{self.weights.shape[0]}"
             )
         f = self.weights.to(per_step_logits.dtype).view(-1, *([1] * (per_step_logits.dim() - 1)))
         return (f * per_step_logits).mean(0)
@@ -139,71 +140,12 @@ class TemporallyWeightedDecoder(Decoder):
 
     def on_train_epoch_start(self, epoch: int) -> None:
         """Update ``f`` from the previous epoch's per-step training accuracy when ``epoch >= start``."""
-        if self.step_accuracy.total > 0:  # (update_count is not restored from a checkpoint, the counts are)
-            self.step_accuracy._update_count = max(self.step_accuracy._update_count, 1)  # no "compute before update"
-            self.last_step_accuracy = self.step_accuracy.compute().float()
+        if self.step_accuracy.total > 0:
+            # The counts, not the metric's update counter, come back from a checkpoint, so the accuracies are read
+            # from the counts, synchronised across processes by torchmetrics' public sync_context (compute()
+            # would warn that no update happened after a resume).
+            with self.step_accuracy.sync_context():
+                self.last_step_accuracy = self.step_accuracy.accuracy().float()
             if epoch >= self.start:
                 self.update_weights(self.last_step_accuracy)
         self.step_accuracy.reset()
-
-
-DECODERS: dict[str, type[Decoder]] = {
-    "mean": MeanDecoder,
-    "last": LastStepDecoder,
-    "two": TemporallyWeightedDecoder,
-}
-
-
-class CrossEntropyLoss:
-    """``CE(y, target)`` on the decoded prediction."""
-
-    def __call__(self, per_step_logits: torch.Tensor, decoded: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(decoded, target)
-
-
-class TemporalEfficientTrainingLoss:
-    """TET (Deng et al., ICLR 2022): ``(1-λ)·(1/T)·Σ_t CE(o[t], y) + λ·MSE(o, φ)``.
-
-    Args:
-        lam: λ, the weight of the regulariser that pulls every logit towards φ (default 1e-3).
-        phi: φ, the target value of the logits in the regulariser (default 1).
-    """
-
-    def __init__(self, lam: float = 1e-3, phi: float = 1.0) -> None:
-        if not 0.0 <= lam <= 1.0:
-            raise ValueError(f"loss 'tet': lam must be in [0, 1], got {lam}")
-        self.lam = float(lam)
-        self.phi = float(phi)
-
-    def __call__(self, per_step_logits: torch.Tensor, decoded: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        T = per_step_logits.shape[0]
-        per_step_ce = F.cross_entropy(per_step_logits.flatten(0, 1), target.repeat(T))  # = (1/T)·Σ_t CE(o[t], y)
-        mse = F.mse_loss(per_step_logits, torch.full_like(per_step_logits, self.phi))
-        return (1.0 - self.lam) * per_step_ce + self.lam * mse
-
-
-LOSSES: dict[str, type] = {"ce": CrossEntropyLoss, "tet": TemporalEfficientTrainingLoss}
-
-
-def build_decoder(name: str, time_steps: int, **kwargs) -> Decoder:
-    """A decoder by name; an unknown name or option is a one-line error listing the valid ones."""
-    cls = DECODERS.get(name)
-    if cls is None:
-        raise ValueError(f"unknown decoding {name!r}; valid choices: {', '.join(DECODERS)}")
-    if cls is TemporallyWeightedDecoder:
-        kwargs = {"time_steps": time_steps, **kwargs}
-    try:
-        return cls(**kwargs)
-    except TypeError as err:
-        raise ValueError(f"decoding {name!r}: {err}") from None
-
-
-def get_loss(name: str, **kwargs):
-    """A loss ``(per_step_logits, decoded, target) -> scalar`` by name; unknown names/options are one-line errors."""
-    cls = LOSSES.get(name)
-    if cls is None:
-        raise ValueError(f"unknown loss {name!r}; valid choices: {', '.join(LOSSES)}")
-    try:
-        return cls(**kwargs)
-    except TypeError as err:
-        raise ValueError(f"loss {name!r}: {err}") from None

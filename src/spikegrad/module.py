@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from functools import partial
 
 import lightning as L
@@ -9,82 +11,102 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torchmetrics.classification import MulticlassAccuracy
 
-from spikegrad.decoding import MeanDecoder, build_decoder, get_loss
-from spikegrad.models import build_backbone
-from spikegrad.neurons import LIF, NeuronSettings, SurrogateSettings
+from spikegrad.decoding import Decoder, MeanDecoder
+from spikegrad.losses import CrossEntropyLoss, Loss
+from spikegrad.models import Backbone, BackboneFactory, SpikingConvNet
+from spikegrad.neurons import LIF, SpikingNeuron, spiking_layers
 from spikegrad.regularizers import PDASettings, potential_statistics, potential_window_penalty
+from spikegrad.surrogates import ATan, Surrogate
 
 ENCODINGS = ("direct", "sequence")
 STAGES = ("train", "val", "test")
 
+NeuronClass = Callable[[Surrogate], SpikingNeuron]
+"""What ``model.neuron`` holds: a :class:`SpikingNeuron` subclass (with its options) before its surrogate is given."""
+DecoderClass = Callable[[int], Decoder]
+"""What ``model.decoder`` holds: a :class:`Decoder` subclass (with its options) before the number of steps is given."""
+
 
 class SpikingClassifier(L.LightningModule):
-    """A spiking classifier whose training method is plain hyperparameters.
+    """A spiking classifier whose parts and training method are plain settings.
+
+    Neuron, surrogate, backbone, decoder and loss are classes that configs name by ``class_path`` (a short class
+    name for spikegrad's own, the import path of a class in any module for your own) with their options in
+    ``init_args``; ``spikegrad fit --model.neuron.help LIF`` lists a class's options.
 
     Args:
-        backbone: backbone name (see :data:`spikegrad.models.BACKBONES`).
-        backbone_args: keyword arguments of the backbone (e.g. ``channels``, ``hidden``).
-        num_classes: number of classes (linked from the DataModule by the CLI).
-        input_shape: one time step of one sample, e.g. ``[1, 8, 8]`` (linked from the DataModule).
-        encoding: ``direct`` repeats a static sample ``[B, ...]`` over ``time_steps``; ``sequence`` takes
-            ``[B, T, ...]`` as it comes (linked from the DataModule).
-        time_steps: T for direct encoding.
-        neuron: LIF settings shared by every spiking layer.
-        surrogate: surrogate-gradient settings (each spiking layer gets its own copy).
-        decoding: how per-step logits ``[T, B, K]`` become a prediction (see :mod:`spikegrad.decoding`).
-        decoding_args: options of the decoder, e.g. ``{start: 5, beta: 0.3}`` for ``two``.
-        loss: training loss (see :mod:`spikegrad.decoding`).
-        loss_args: options of the loss, e.g. ``{lam: 0.001, phi: 1.0}`` for ``tet``.
+        backbone: the spiking network (a :class:`~spikegrad.models.Backbone` subclass); the classifier gives it
+            the data's ``input_shape`` and ``num_classes`` and the neuron.
+        neuron: the spiking layers (a :class:`~spikegrad.neurons.SpikingNeuron` subclass: ``LIF``, ``PLIF``,
+            ``IF``, ...); every layer is built from it with its own copy of ``surrogate``.
+        surrogate: the surrogate gradient of the spike (a :class:`~spikegrad.surrogates.Surrogate`, with the
+            masking options of MSG).
+        decoder: how per-step logits ``[T, B, K]`` become a prediction (a :class:`~spikegrad.decoding.Decoder`
+            subclass); the classifier gives it T.
+        loss: training loss (a :class:`~spikegrad.losses.Loss`).
+        time_steps: T, the number of steps a static sample is presented (direct encoding). Sequence data brings
+            its own T (``data_time_steps``); leave this unset then, or give the same number.
         pda: potential distribution adjustment, a regulariser added to the training loss
             (see :mod:`spikegrad.regularizers`; ``weight: 0`` is off).
         optimizer: optimizer factory (``class_path`` + ``init_args`` in configs).
         lr_scheduler: optional learning-rate scheduler factory, stepped every epoch.
+        num_classes: number of classes (linked from the DataModule by the CLI).
+        input_shape: one time step of one sample, e.g. ``[1, 8, 8]`` (linked from the DataModule).
+        encoding: ``direct`` repeats a static sample ``[B, ...]`` over ``time_steps``; ``sequence`` takes
+            ``[B, T, ...]`` as it comes (linked from the DataModule).
+        data_time_steps: T of sequence data (linked from the DataModule's ``time_steps`` when it has one).
     """
 
     def __init__(
         self,
-        backbone: str = "convnet",
-        backbone_args: dict | None = None,
-        num_classes: int = 10,
-        input_shape: tuple[int, ...] = (1, 8, 8),
-        encoding: str = "direct",
-        time_steps: int = 4,
-        neuron: NeuronSettings = NeuronSettings(),
-        surrogate: SurrogateSettings = SurrogateSettings(),
-        decoding: str = "mean",
-        decoding_args: dict | None = None,
-        loss: str = "ce",
-        loss_args: dict | None = None,
+        backbone: BackboneFactory = SpikingConvNet,
+        neuron: NeuronClass = LIF,
+        surrogate: Surrogate = ATan(),
+        decoder: DecoderClass = MeanDecoder,
+        loss: Loss = CrossEntropyLoss(),
+        time_steps: int | None = None,
         pda: PDASettings = PDASettings(),
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
+        num_classes: int = 10,
+        input_shape: tuple[int, ...] = (1, 8, 8),
+        encoding: str = "direct",
+        data_time_steps: int | None = None,
     ) -> None:
         super().__init__()
         if encoding not in ENCODINGS:
             raise ValueError(f"unknown encoding {encoding!r}; valid choices: {', '.join(ENCODINGS)}")
-        if time_steps < 1:
-            raise ValueError(f"time_steps must be >= 1, got {time_steps}")
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
         self.encoding = encoding
-        self.time_steps = time_steps
-        neuron_factory = partial(LIF.from_settings, neuron, surrogate)
-        neuron_factory()  # validates the settings before anything else is built
-        self.backbone = build_backbone(backbone, input_shape, num_classes, neuron_factory, **(backbone_args or {}))
-        self.decoder = build_decoder(decoding, time_steps, **(decoding_args or {}))
-        self.loss_fn = get_loss(loss, **(loss_args or {}))
+        self.time_steps = resolve_time_steps(time_steps, data_time_steps, encoding)
+        # the T in use goes into the hyperparameters (checkpoints, the logger), where it must agree with the data's
+        self.save_hyperparameters({"time_steps": self.time_steps})
+        prototype = copy.deepcopy(surrogate)
+
+        def make_neuron() -> SpikingNeuron:
+            return neuron(copy.deepcopy(prototype))  # every layer owns its surrogate (per-layer searches)
+
+        make_neuron()  # validates the neuron and surrogate settings before anything else is built
+        self.backbone = backbone(tuple(input_shape), num_classes, make_neuron)
+        if not isinstance(self.backbone, Backbone):
+            raise ValueError(
+                f"model.backbone must build a spikegrad.models.Backbone, got {type(self.backbone).__name__}"
+            )
+        self.decoder = decoder(self.time_steps)
+        self.loss_fn = loss
         self.pda = PDASettings(**pda) if isinstance(pda, dict) else pda
         if self.pda.weight > 0:
-            for lif in self.spiking_layers().values():
-                lif.keep_potential = True
+            for layer in self.spiking_layers().values():
+                layer.keep_potential = True
         # accuracy = fraction of correctly classified samples (micro average), the number papers report
         accuracy = partial(MulticlassAccuracy, num_classes=num_classes, average="micro")
         self.metrics = torch.nn.ModuleDict({f"{stage}_acc": accuracy() for stage in STAGES})
         # a decoder with adapted per-step weights (TWO) is also scored with uniform weights, for comparison
-        self.uniform_decoder = MeanDecoder() if hasattr(self.decoder, "weights") else None
+        self.uniform_decoder = MeanDecoder(self.time_steps) if hasattr(self.decoder, "weights") else None
         if self.uniform_decoder is not None:
             self.metrics.update(
                 {f"{stage}_acc_uniform": accuracy() for stage in ("val", "test")}
@@ -92,9 +114,9 @@ class SpikingClassifier(L.LightningModule):
         self.best_val_acc = 0.0  # hp_metric: the best validation accuracy so far
 
     # --- model -------------------------------------------------------------------------------------
-    def spiking_layers(self) -> dict[str, LIF]:
+    def spiking_layers(self) -> dict[str, SpikingNeuron]:
         """The spiking layers by module name, in forward order."""
-        return {name: m for name, m in self.named_modules() if isinstance(m, LIF)}
+        return spiking_layers(self)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Batch -> time-first input ``[T, B, ...]``."""
@@ -138,12 +160,12 @@ class SpikingClassifier(L.LightningModule):
 
     def pda_term(self) -> torch.Tensor:
         """``λ·Σ_l mean(relu(lo - h/θ)² + relu(h/θ - hi)²)`` on the potentials of the last forward (PDA)."""
-        kept = [(lif.potential, lif.v_threshold) for lif in self.spiking_layers().values()]
+        kept = [(layer.potential, layer.v_threshold) for layer in self.spiking_layers().values()]
         return self.pda.weight * potential_window_penalty(kept, self.pda.lo, self.pda.hi)
 
     def _log_pda(self, term: torch.Tensor) -> None:
         self.log("train/pda", term, on_step=True, on_epoch=True, sync_dist=True)
-        kept = {name: (lif.potential, lif.v_threshold) for name, lif in self.spiking_layers().items()}
+        kept = {name: (layer.potential, layer.v_threshold) for name, layer in self.spiking_layers().items()}
         stats = potential_statistics(kept, self.pda.lo, self.pda.hi)
         self.log_dict({f"pda/{k}": v for k, v in stats.items()}, on_step=False, on_epoch=True, sync_dist=True)
 
@@ -190,3 +212,20 @@ class SpikingClassifier(L.LightningModule):
             return optimizer
         scheduler = self.lr_scheduler_factory(optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"}}
+
+
+def resolve_time_steps(time_steps: int | None, data_time_steps: int | None, encoding: str) -> int:
+    """T of the model: the data's for sequence data, ``time_steps`` for direct encoding; one-line errors for a
+    missing T or two different ones."""
+    if time_steps is not None and time_steps < 1:
+        raise ValueError(f"model.time_steps must be >= 1, got {time_steps}")
+    if data_time_steps is not None and encoding == "sequence":
+        if time_steps is not None and time_steps != data_time_steps:
+            raise ValueError(
+                f"model.time_steps {time_steps} differs from the data's time_steps {data_time_steps} (sequence data "
+                f"brings its own T); valid values: {data_time_steps}, or leave model.time_steps unset"
+            )
+        return int(data_time_steps)
+    if time_steps is None:
+        raise ValueError(f"model.time_steps must be set for {encoding} input (the number of steps T), e.g. 4")
+    return int(time_steps)

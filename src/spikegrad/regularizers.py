@@ -8,10 +8,10 @@ falls outside the window ``[lo, hi]`` a spiking neuron can represent::
 
     R = λ · Σ_l mean( relu(lo - u_l)² + relu(u_l - hi)² )
 
-with the mean over all neurons, time steps and samples of layer ``l`` (DESIGN §4; defaults ``lo = 0``,
-``hi = 2``). The potentials come from :attr:`spikegrad.neurons.LIF.potential` (``keep_potential = True``),
-which carries gradient into the neuron's fused backward, so ``∂R/∂h`` flows back through time into the
-weights like any other gradient.
+with the mean over all neurons, time steps and samples of layer ``l`` (docs/methods.md; defaults ``lo = 0``,
+``hi = 2``). The potentials come from each layer's ``potential`` (:class:`spikegrad.neurons.SpikingNeuron` with
+``keep_potential = True``), which carries gradient into the neuron's fused backward, so ``∂R/∂h`` flows back
+through time into the weights like any other gradient (and into θ when the threshold is learned).
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ class PDASettings:
             raise ValueError(f"pda window needs lo < hi, got lo={self.lo!r}, hi={self.hi!r}")
 
 
-def potential_window_penalty(potentials: Iterable[tuple[torch.Tensor, float]], lo: float, hi: float) -> torch.Tensor:
+def potential_window_penalty(potentials: Iterable[tuple[torch.Tensor, float | torch.Tensor]], lo: float,
+                             hi: float) -> torch.Tensor:
     """``Σ_l mean(relu(lo - h_l/θ_l)² + relu(h_l/θ_l - hi)²)`` over ``(h_l, θ_l)`` pairs (without λ)."""
     total = None
     for h, threshold in potentials:
@@ -63,7 +64,7 @@ def potential_statistics(potentials: Mapping[str, tuple[torch.Tensor, float]], l
     """Per layer: mean and std of ``h/θ`` and the fractions below ``lo`` and above ``hi`` (the logged shift)."""
     stats = {}
     for name, (h, threshold) in potentials.items():
-        u = h.detach().float() / threshold
+        u = h.detach().float() / (threshold.detach() if isinstance(threshold, torch.Tensor) else threshold)
         stats[f"{name}/mean"] = u.mean()
         stats[f"{name}/std"] = u.std()
         stats[f"{name}/below"] = (u < lo).float().mean()

@@ -26,7 +26,7 @@ import torch
 import yaml
 from lightning.pytorch.cli import SaveConfigCallback
 
-from spikegrad.callbacks.interrupt_checkpoint import INTERRUPTED_NAME
+from spikegrad.callbacks.run.interrupt_checkpoint import INTERRUPTED_NAME
 from spikegrad.errors import UsageError
 
 LIGHTNING_SPECIAL_PATHS = ("hpc", "registry")

@@ -1,30 +1,35 @@
-"""Lightning callbacks: analysis monitors and the training methods' own callbacks.
+"""Lightning callbacks, by role:
 
-Each engineer's callbacks are re-exported here, so configs can name them as ``spikegrad.callbacks.<Class>``.
+* :mod:`spikegrad.callbacks.analysis`: monitors that record the spiking layers on one sampled batch every N
+  steps and log firing rates, gradient sparsity, potentials, an energy estimate and the model's method state;
+* :mod:`spikegrad.callbacks.methods`: training methods that act on the model (Dspike temperature search, PSG)
+  and the fixed-temperature probe of the Dspike study;
+* :mod:`spikegrad.callbacks.run`: run safety, added to every run by the CLI.
+
+All are re-exported here, so configs name them as ``spikegrad.callbacks.<Class>``.
 """
 
-from spikegrad.callbacks.dspike_search import DspikeTemperatureSearch
-from spikegrad.callbacks.energy import EnergyMonitor
-from spikegrad.callbacks.finite_loss import NonFiniteLossGuard
-from spikegrad.callbacks.firing_rate import FiringRateMonitor
-from spikegrad.callbacks.gradient_sparsity import GradientSparsityMonitor
-from spikegrad.callbacks.interrupt_checkpoint import InterruptCheckpoint
-from spikegrad.callbacks.last_checkpoint import LastCheckpoint
-from spikegrad.callbacks.method_state import MethodStateMonitor
-from spikegrad.callbacks.potential import PotentialMonitor
-from spikegrad.callbacks.psg import ParametricSurrogate
-from spikegrad.callbacks.random_state import RandomStateCheckpoint
+from spikegrad.callbacks.analysis import (
+    EnergyMonitor,
+    FiringRateMonitor,
+    GradientSparsityMonitor,
+    MethodStateMonitor,
+    PotentialMonitor,
+)
+from spikegrad.callbacks.methods import DspikeTemperatureSearch, FixedTemperatureProbe, ParametricSurrogate
+from spikegrad.callbacks.run import InterruptCheckpoint, LastCheckpoint, NonFiniteLossGuard, RandomStateCheckpoint
 
 __all__ = [
     "DspikeTemperatureSearch",
-    "ParametricSurrogate",
     "EnergyMonitor",
     "FiringRateMonitor",
+    "FixedTemperatureProbe",
     "GradientSparsityMonitor",
-    "MethodStateMonitor",
-    "PotentialMonitor",
-    "NonFiniteLossGuard",
     "InterruptCheckpoint",
     "LastCheckpoint",
+    "MethodStateMonitor",
+    "NonFiniteLossGuard",
+    "ParametricSurrogate",
+    "PotentialMonitor",
     "RandomStateCheckpoint",
 ]

@@ -12,6 +12,7 @@ from spikegrad.data.errors import (
 )
 from spikegrad.data.event_base import EventDataModule
 from spikegrad.data.event_digits import EventDigitsDataModule
+from spikegrad.data.spike_patterns import SpikePatternDataModule
 from spikegrad.data.static import (
     CIFAR10DataModule,
     CIFAR100DataModule,
@@ -41,6 +42,7 @@ __all__ = [
     "NCaltech101DataModule",
     "SHDDataModule",
     "DataError",
+    "SpikePatternDataModule",
     "DatasetNotFoundError",
     "IncompleteDatasetError",
     "CorruptFileError",

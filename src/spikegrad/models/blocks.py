@@ -6,15 +6,16 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from spikegrad.models.layers import Flatten, NeuronFactory, TimeDistributed
+from spikegrad.models.base import NeuronFactory
+from spikegrad.models.layers import Flatten, TimeDistributed
 from spikegrad.models.norm import NormFactory, norm_factory
 
 __all__ = ["conv_norm", "conv_norm_spike", "linear_head", "make_norm", "neuron_threshold", "spatial_size"]
 
 
 def neuron_threshold(neuron: NeuronFactory) -> float:
-    """The threshold θ of the backbone's spiking layers (1.0 for a neuron without one)."""
-    return float(getattr(neuron(), "v_threshold", 1.0))
+    """The threshold θ of the backbone's spiking layers (its initial value when it is learned)."""
+    return neuron().threshold_value()
 
 
 def make_norm(norm: str, neuron: NeuronFactory) -> NormFactory:

@@ -20,13 +20,14 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from spikegrad.models.base import Backbone, NeuronFactory
 from spikegrad.models.blocks import conv_norm_spike, linear_head, make_norm, spatial_size
-from spikegrad.models.layers import NeuronFactory, TimeDistributed
+from spikegrad.models.layers import TimeDistributed
 
 __all__ = ["CIFARNet"]
 
 
-class CIFARNet(nn.Sequential):
+class CIFARNet(nn.Sequential, Backbone):
     """Spiking CIFARNet (Wu et al. 2019); ``[T, B, C, H, W]`` -> per-step logits ``[T, B, K]``.
 
     Args:

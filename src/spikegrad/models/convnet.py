@@ -6,10 +6,11 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from spikegrad.models.layers import Flatten, NeuronFactory, TimeDistributed
+from spikegrad.models.base import Backbone, NeuronFactory
+from spikegrad.models.layers import Flatten, TimeDistributed
 
 
-class SpikingConvNet(nn.Sequential):
+class SpikingConvNet(nn.Sequential, Backbone):
     """Spiking CNN for small images; returns per-step logits ``[T, B, K]``.
 
     Args:

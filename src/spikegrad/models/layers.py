@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
-
-NeuronFactory = Callable[[], nn.Module]
-"""A zero-argument callable returning a fresh spiking neuron layer (e.g. ``LIF``) with the run's settings."""
 
 
 class TimeDistributed(nn.Sequential):

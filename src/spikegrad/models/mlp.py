@@ -7,10 +7,11 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from spikegrad.models.layers import Flatten, NeuronFactory, TimeDistributed
+from spikegrad.models.base import Backbone, NeuronFactory
+from spikegrad.models.layers import Flatten, TimeDistributed
 
 
-class SpikingMLP(nn.Sequential):
+class SpikingMLP(nn.Sequential, Backbone):
     """Fully connected SNN.
 
     Args:

@@ -1,6 +1,6 @@
 """Batch normalisation for time-first activations ``[T, B, C, ...]``, in the three forms the SNN papers use.
 
-``norm`` (a backbone argument, ``model.backbone_args.norm`` in configs):
+``norm`` (a backbone option, ``model.backbone.init_args.norm`` in configs):
 
 * ``tbn`` (default), *BN through time*: one set of statistics per channel over ``T×B×H×W``; every step is
   normalised with the same mean and variance (the usual multi-step implementation, e.g. TET, SpikingJelly).

@@ -37,8 +37,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from spikegrad.models.base import Backbone, NeuronFactory
 from spikegrad.models.blocks import conv_norm, conv_norm_spike, linear_head, make_norm, spatial_size
-from spikegrad.models.layers import NeuronFactory, TimeDistributed
+from spikegrad.models.layers import TimeDistributed
 from spikegrad.models.norm import RESIDUAL_ALPHA, NormFactory
 
 __all__ = ["ResNet18", "ResNet19", "ResNet20", "ResNet34", "SpikingBasicBlock", "SpikingResNet"]
@@ -61,7 +62,7 @@ class SpikingBasicBlock(nn.Module):
         return self.spike(self.conv2(self.conv1(x)) + self.shortcut(x))
 
 
-class SpikingResNet(nn.Sequential):
+class SpikingResNet(nn.Sequential, Backbone):
     """Spiking ResNet with a CIFAR stem; ``[T, B, C, H, W]`` -> per-step logits ``[T, B, K]``.
 
     Args:
@@ -108,38 +109,50 @@ class SpikingResNet(nn.Sequential):
         super().__init__(*layers)
 
 
-def _with_defaults(defaults: dict, kwargs: dict) -> dict:
-    return {**defaults, **kwargs}
-
-
 class ResNet18(SpikingResNet):
-    """Spiking ResNet-18, CIFAR stem (11.17 M parameters at 3×32×32, 10 classes)."""
+    """Spiking ResNet-18, CIFAR stem (11.17 M parameters at 3×32×32, 10 classes); options as :class:`SpikingResNet`."""
 
-    def __init__(self, input_shape: Sequence[int], num_classes: int, neuron: NeuronFactory, **kwargs) -> None:
-        defaults = {"blocks": (2, 2, 2, 2), "widths": (64, 128, 256, 512), "stem_channels": 64, "name": "resnet18"}
-        super().__init__(input_shape, num_classes, neuron, **_with_defaults(defaults, kwargs))
+    def __init__(
+        self, input_shape: Sequence[int], num_classes: int, neuron: NeuronFactory,
+        blocks: Sequence[int] = (2, 2, 2, 2), widths: Sequence[int] = (64, 128, 256, 512), stem_channels: int = 64,
+        norm: str = "tbn", hidden: Sequence[int] = (), dropout: float = 0.0,
+    ) -> None:
+        super().__init__(input_shape, num_classes, neuron, blocks, widths, stem_channels, norm, hidden, dropout,
+                         "resnet18")
 
 
 class ResNet19(SpikingResNet):
-    """Spiking ResNet-19 of tdBN (12.70 M parameters at 3×32×32, 10 classes)."""
+    """Spiking ResNet-19 of tdBN (12.70 M parameters at 3×32×32, 10 classes); options as :class:`SpikingResNet`."""
 
-    def __init__(self, input_shape: Sequence[int], num_classes: int, neuron: NeuronFactory, **kwargs) -> None:
-        defaults = {"blocks": (3, 3, 2), "widths": (128, 256, 512), "stem_channels": 128, "hidden": (256,),
-                    "name": "resnet19"}
-        super().__init__(input_shape, num_classes, neuron, **_with_defaults(defaults, kwargs))
+    def __init__(
+        self, input_shape: Sequence[int], num_classes: int, neuron: NeuronFactory,
+        blocks: Sequence[int] = (3, 3, 2), widths: Sequence[int] = (128, 256, 512), stem_channels: int = 128,
+        norm: str = "tbn", hidden: Sequence[int] = (256,), dropout: float = 0.0,
+    ) -> None:
+        super().__init__(input_shape, num_classes, neuron, blocks, widths, stem_channels, norm, hidden, dropout,
+                         "resnet19")
 
 
 class ResNet20(SpikingResNet):
-    """Spiking ResNet-20 as used by Dspike (4.33 M parameters at 3×32×32, 10 classes)."""
+    """Spiking ResNet-20 as used by Dspike (4.33 M parameters at 3×32×32, 10 classes); options as
+    :class:`SpikingResNet`."""
 
-    def __init__(self, input_shape: Sequence[int], num_classes: int, neuron: NeuronFactory, **kwargs) -> None:
-        defaults = {"blocks": (3, 3, 3), "widths": (64, 128, 256), "stem_channels": 64, "name": "resnet20"}
-        super().__init__(input_shape, num_classes, neuron, **_with_defaults(defaults, kwargs))
+    def __init__(
+        self, input_shape: Sequence[int], num_classes: int, neuron: NeuronFactory,
+        blocks: Sequence[int] = (3, 3, 3), widths: Sequence[int] = (64, 128, 256), stem_channels: int = 64,
+        norm: str = "tbn", hidden: Sequence[int] = (), dropout: float = 0.0,
+    ) -> None:
+        super().__init__(input_shape, num_classes, neuron, blocks, widths, stem_channels, norm, hidden, dropout,
+                         "resnet20")
 
 
 class ResNet34(SpikingResNet):
-    """Spiking ResNet-34, CIFAR stem (21.28 M parameters at 3×32×32, 10 classes)."""
+    """Spiking ResNet-34, CIFAR stem (21.28 M parameters at 3×32×32, 10 classes); options as :class:`SpikingResNet`."""
 
-    def __init__(self, input_shape: Sequence[int], num_classes: int, neuron: NeuronFactory, **kwargs) -> None:
-        defaults = {"blocks": (3, 4, 6, 3), "widths": (64, 128, 256, 512), "stem_channels": 64, "name": "resnet34"}
-        super().__init__(input_shape, num_classes, neuron, **_with_defaults(defaults, kwargs))
+    def __init__(
+        self, input_shape: Sequence[int], num_classes: int, neuron: NeuronFactory,
+        blocks: Sequence[int] = (3, 4, 6, 3), widths: Sequence[int] = (64, 128, 256, 512), stem_channels: int = 64,
+        norm: str = "tbn", hidden: Sequence[int] = (), dropout: float = 0.0,
+    ) -> None:
+        super().__init__(input_shape, num_classes, neuron, blocks, widths, stem_channels, norm, hidden, dropout,
+                         "resnet34")

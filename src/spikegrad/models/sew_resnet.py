@@ -22,8 +22,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from spikegrad.models.base import Backbone, NeuronFactory
 from spikegrad.models.blocks import conv_norm_spike, linear_head, make_norm, spatial_size
-from spikegrad.models.layers import NeuronFactory, TimeDistributed
+from spikegrad.models.layers import TimeDistributed
 from spikegrad.models.norm import NormFactory
 
 __all__ = ["CONNECT_FUNCTIONS", "SEWBasicBlock", "SEWResNet", "SEWResNet34"]
@@ -58,7 +59,7 @@ class SEWBasicBlock(nn.Module):
         return (1.0 - a) * s
 
 
-class SEWResNet(nn.Sequential):
+class SEWResNet(nn.Sequential, Backbone):
     """SEW ResNet with the ImageNet stem; ``[T, B, C, H, W]`` -> per-step logits ``[T, B, K]``.
 
     Args:
@@ -105,7 +106,11 @@ class SEWResNet(nn.Sequential):
 
 
 class SEWResNet34(SEWResNet):
-    """SEW-ResNet-34, ADD connect (21.80 M parameters at 3×224×224, 1000 classes)."""
+    """SEW-ResNet-34, ADD connect (21.80 M parameters at 3×224×224, 1000 classes); options as :class:`SEWResNet`."""
 
-    def __init__(self, input_shape: Sequence[int], num_classes: int, neuron: NeuronFactory, **kwargs) -> None:
-        super().__init__(input_shape, num_classes, neuron, **{"name": "sew_resnet34", **kwargs})
+    def __init__(
+        self, input_shape: Sequence[int], num_classes: int, neuron: NeuronFactory,
+        blocks: Sequence[int] = (3, 4, 6, 3), widths: Sequence[int] = (64, 128, 256, 512), connect: str = "ADD",
+        norm: str = "tbn",
+    ) -> None:
+        super().__init__(input_shape, num_classes, neuron, blocks, widths, connect, norm, "sew_resnet34")

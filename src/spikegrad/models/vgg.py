@@ -23,8 +23,9 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from spikegrad.models.base import Backbone, NeuronFactory
 from spikegrad.models.blocks import conv_norm_spike, linear_head, make_norm, spatial_size
-from spikegrad.models.layers import NeuronFactory, TimeDistributed
+from spikegrad.models.layers import TimeDistributed
 
 __all__ = ["VGG11", "VGG16", "VGGSNN", "SpikingVGG", "VGG_LAYERS"]
 
@@ -38,7 +39,7 @@ VGG_LAYERS: dict[str, tuple] = {
 POOLS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
 
 
-class SpikingVGG(nn.Sequential):
+class SpikingVGG(nn.Sequential, Backbone):
     """A VGG-style spiking network from a layer list; ``[T, B, C, H, W]`` -> per-step logits ``[T, B, K]``.
 
     Args:
@@ -84,21 +85,31 @@ class SpikingVGG(nn.Sequential):
 
 
 class VGGSNN(SpikingVGG):
-    """VGGSNN of TET / MSG for 48×48 event frames (9.27 M parameters at 2×48×48, 10 classes)."""
+    """VGGSNN of TET / MSG for 48×48 event frames (9.27 M parameters at 2×48×48, 10 classes); options as
+    :class:`SpikingVGG`."""
 
-    def __init__(self, input_shape: Sequence[int], num_classes: int, neuron: NeuronFactory, **kwargs) -> None:
-        super().__init__(input_shape, num_classes, neuron, VGG_LAYERS["vggsnn"], name="vggsnn", **kwargs)
+    def __init__(
+        self, input_shape: Sequence[int], num_classes: int, neuron: NeuronFactory, norm: str = "tbn",
+        pool: str = "avg", hidden: Sequence[int] = (), dropout: float = 0.0,
+    ) -> None:
+        super().__init__(input_shape, num_classes, neuron, VGG_LAYERS["vggsnn"], norm, pool, hidden, dropout, "vggsnn")
 
 
 class VGG11(SpikingVGG):
-    """Spiking VGG-11, CIFAR form (9.23 M parameters at 3×32×32, 10 classes)."""
+    """Spiking VGG-11, CIFAR form (9.23 M parameters at 3×32×32, 10 classes); options as :class:`SpikingVGG`."""
 
-    def __init__(self, input_shape: Sequence[int], num_classes: int, neuron: NeuronFactory, **kwargs) -> None:
-        super().__init__(input_shape, num_classes, neuron, VGG_LAYERS["vgg11"], name="vgg11", **kwargs)
+    def __init__(
+        self, input_shape: Sequence[int], num_classes: int, neuron: NeuronFactory, norm: str = "tbn",
+        pool: str = "avg", hidden: Sequence[int] = (), dropout: float = 0.0,
+    ) -> None:
+        super().__init__(input_shape, num_classes, neuron, VGG_LAYERS["vgg11"], norm, pool, hidden, dropout, "vgg11")
 
 
 class VGG16(SpikingVGG):
-    """Spiking VGG-16, CIFAR form (14.72 M parameters at 3×32×32, 10 classes)."""
+    """Spiking VGG-16, CIFAR form (14.72 M parameters at 3×32×32, 10 classes); options as :class:`SpikingVGG`."""
 
-    def __init__(self, input_shape: Sequence[int], num_classes: int, neuron: NeuronFactory, **kwargs) -> None:
-        super().__init__(input_shape, num_classes, neuron, VGG_LAYERS["vgg16"], name="vgg16", **kwargs)
+    def __init__(
+        self, input_shape: Sequence[int], num_classes: int, neuron: NeuronFactory, norm: str = "tbn",
+        pool: str = "avg", hidden: Sequence[int] = (), dropout: float = 0.0,
+    ) -> None:
+        super().__init__(input_shape, num_classes, neuron, VGG_LAYERS["vgg16"], norm, pool, hidden, dropout, "vgg16")

@@ -18,7 +18,7 @@ class InterruptCheckpoint(Callback):
 
     Like Lightning's ``OnExceptionCheckpoint``, but only for interruptions: errors (a non-finite loss, a bug)
     save nothing, so the checkpoints left are the last good ones; a state that fails the finiteness check of
-    :class:`~spikegrad.callbacks.finite_loss.NonFiniteLossGuard` is not saved either (the message says so).
+    :class:`~spikegrad.callbacks.run.finite_loss.NonFiniteLossGuard` is not saved either (the message says so).
     (``OnExceptionCheckpoint`` is not used as
     is: its presence makes every ``fit`` without ``ckpt_path`` silently resume from ``last``.)
     ``--ckpt_path last`` picks ``interrupted.ckpt`` when it is newer than ``last.ckpt``; the file is removed

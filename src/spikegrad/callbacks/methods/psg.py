@@ -3,12 +3,12 @@
 Reconstruction, not the published method: PSG (Wang, Cheng, Lim, arXiv 2304.13289) is available to us only
 through the paper's abstract ("PSG iteratively updates the SG and eventually determines an optimal
 surrogate-gradient parameter, which calibrates the shape of candidate SGs"). We build it as follows
-(DESIGN §4):
+(docs/methods.md):
 
-* every spiking layer ``l`` owns its surrogate and its parameter ``α_l`` (``lif.surrogate.alpha``);
+* every spiking layer ``l`` owns its surrogate and its parameter ``α_l`` (``layer.surrogate.alpha``);
 * every ``every_n_epochs`` epochs, on the epoch's first training batch (split into halves A and B), the
   layers are calibrated one after the other: for each candidate ``c ∈ {α_l/κ, α_l, κ·α_l}`` of the layer's
-  shape (plus, when ``shapes`` is given, each other listed shape at its default parameter), take a virtual
+  shape (plus, when ``shapes`` is given, each other listed shape with its listed parameter), take a virtual
   step ``θ' = θ - η·∇_θ L_A(θ; c) / rms(∇_θ L_A)`` (per parameter tensor: an update of root-mean-square size
   ``η``, the scale of an Adam step) and keep the candidate with the lowest ``L_B(θ')``; ties keep the current;
 * ``η`` is the optimiser's learning rate unless ``step_size`` is given.
@@ -31,22 +31,21 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
-from spikegrad import surrogates
-from spikegrad.callbacks.probing import isolated_probe, lif_layers, seeded
-from spikegrad.neurons import LIF
+from spikegrad.callbacks.methods.probing import isolated_probe, seeded
+from spikegrad.neurons import spiking_layers
+from spikegrad.surrogates import Surrogate
 
 __all__ = ["ParametricSurrogate", "lookahead_loss", "surrogate_with"]
 
 
-def surrogate_with(lif: LIF, name: str, alpha: float) -> surrogates.Surrogate:
-    """The layer's surrogate with another shape and/or parameter (MSG settings kept; Dspike width = θ)."""
-    config = lif.surrogate.config()
-    config.pop("name")
-    config.pop("width", None)
-    config["alpha"] = alpha
-    if name == surrogates.DSpike.name:
-        config["width"] = lif.v_threshold
-    return surrogates.get(name, **config)
+def surrogate_with(current: Surrogate, shape: Surrogate, alpha: float) -> Surrogate:
+    """``shape`` with parameter ``alpha`` and the masking (MSG) settings of ``current``."""
+    masking = {k: getattr(current, k) for k in ("mask_p", "mask_rescale", "mask_fill")}
+    return shape.replace(alpha=alpha, **masking)
+
+
+def _label(surrogate: Surrogate) -> str:
+    return f"{type(surrogate).__name__}:{surrogate.alpha:.4g}"
 
 
 def lookahead_loss(
@@ -81,11 +80,14 @@ class ParametricSurrogate(Callback):
         kappa: multiplicative step κ > 1 of the candidates ``α·{1/κ, 1, κ}``.
         every_n_epochs: calibrate at the start of every N-th epoch (epoch 0 included).
         step_size: η of the virtual step; ``None`` takes the optimiser's learning rate.
-        shapes: optional candidate shapes (names from :data:`spikegrad.surrogates.SURROGATES`), each tried at
-            its default parameter besides the layer's current shape.
+        shapes: optional candidate shapes (surrogates, e.g. ``[ATan, Triangle, Sigmoid]``), each tried with its
+            own parameter besides the layer's current shape.
         alpha_min: smallest parameter allowed.
         alpha_max: largest parameter allowed.
         seed: seed of the probe passes (the training RNG is not used).
+
+    Logged after every calibration: ``psg/alpha/<layer>`` (and ``psg/shape/<layer>``, the index in ``shapes``,
+    -1 for another shape).
     """
 
     def __init__(
@@ -93,7 +95,7 @@ class ParametricSurrogate(Callback):
         kappa: float = 1.5,
         every_n_epochs: int = 1,
         step_size: float | None = None,
-        shapes: Sequence[str] | None = None,
+        shapes: Sequence[Surrogate] | None = None,
         alpha_min: float = 0.05,
         alpha_max: float = 50.0,
         seed: int = 0,
@@ -107,11 +109,9 @@ class ParametricSurrogate(Callback):
             raise ValueError(f"ParametricSurrogate step_size must be > 0, got {step_size}")
         if not 0 < alpha_min < alpha_max:
             raise ValueError(f"ParametricSurrogate needs 0 < alpha_min < alpha_max, got {alpha_min}, {alpha_max}")
-        for name in shapes or ():
-            if name not in surrogates.SURROGATES:
-                raise ValueError(
-                    f"ParametricSurrogate shape {name!r} unknown; valid choices: {', '.join(surrogates.SURROGATES)}"
-                )
+        for shape in shapes or ():
+            if not isinstance(shape, Surrogate):
+                raise ValueError(f"ParametricSurrogate shapes must be surrogates (e.g. ATan, Triangle), got {shape!r}")
         self.kappa = float(kappa)
         self.every_n_epochs = int(every_n_epochs)
         self.step_size = step_size
@@ -122,17 +122,17 @@ class ParametricSurrogate(Callback):
         self.history: list[dict[str, tuple[str, float]]] = []
         self.last_losses: dict[str, dict[str, float]] = {}
 
-    def candidates(self, lif: LIF) -> list[tuple[str, float]]:
-        """``(shape, α)`` pairs: the current one first, then ``α/κ``, ``κ·α``, then the other listed shapes."""
-        name, alpha = lif.surrogate.name, float(lif.surrogate.alpha)
-        found = [(name, alpha)]
+    def candidates(self, current: Surrogate) -> list[Surrogate]:
+        """The current surrogate first, then its parameter ``α/κ`` and ``κ·α``, then the other listed shapes."""
+        alpha = float(current.alpha)
+        found = [current]
         for a in (alpha / self.kappa, alpha * self.kappa):
-            a = min(max(a, self.alpha_min), self.alpha_max)
-            if (name, a) not in found:
-                found.append((name, a))
-        for other in self.shapes:
-            if other != name:
-                found.append((other, float(surrogates.SURROGATES[other].default_alpha)))
+            candidate = current.replace(alpha=min(max(a, self.alpha_min), self.alpha_max))
+            if candidate not in found:
+                found.append(candidate)
+        for shape in self.shapes:
+            if type(shape) is not type(current):
+                found.append(surrogate_with(current, shape, shape.alpha))
         return found
 
     def calibrate(
@@ -153,27 +153,24 @@ class ParametricSurrogate(Callback):
         self.last_losses = {}
         probe_a = seeded(loss_a, self.seed + search_index)
         probe_b = seeded(loss_b, self.seed + search_index + 1)
-        for layer, lif in lif_layers(model).items():
-            current = lif.surrogate
-            losses: dict[tuple[str, float], float] = {}
+        for name, layer in spiking_layers(model).items():
+            current = layer.surrogate
+            candidates = self.candidates(current)
+            losses: list[float] = []
             try:
                 with isolated_probe(model):
-                    for shape, alpha in self.candidates(lif):
-                        lif.surrogate = surrogate_with(lif, shape, alpha) if (shape, alpha) != (
-                            current.name, current.alpha) else current
-                        losses[(shape, alpha)] = lookahead_loss(model, probe_a, probe_b, step_size)
-                        lif.surrogate = current
+                    for candidate in candidates:
+                        layer.surrogate = candidate
+                        losses.append(lookahead_loss(model, probe_a, probe_b, step_size))
             finally:
-                lif.surrogate = current
+                layer.surrogate = current
             if reduce is not None:
                 device = next(model.parameters()).device
-                values = reduce(torch.tensor(list(losses.values()), dtype=torch.float64, device=device))
-                losses = dict(zip(losses, values.cpu().tolist(), strict=True))
-            best = min(losses, key=losses.get)  # dicts keep order: the current candidate wins ties
-            if best != (current.name, current.alpha):
-                lif.surrogate = surrogate_with(lif, *best)
-            chosen[layer] = (lif.surrogate.name, float(lif.surrogate.alpha))
-            self.last_losses[layer] = {f"{s}:{a:.4g}": v for (s, a), v in losses.items()}
+                losses = reduce(torch.tensor(losses, dtype=torch.float64, device=device)).cpu().tolist()
+            best = min(range(len(losses)), key=losses.__getitem__)  # the first (current) candidate wins ties
+            layer.surrogate = candidates[best]
+            chosen[name] = (type(layer.surrogate).__name__, float(layer.surrogate.alpha))
+            self.last_losses[name] = {_label(c): v for c, v in zip(candidates, losses, strict=True)}
         self.history.append(chosen)
         return chosen
 
@@ -181,7 +178,7 @@ class ParametricSurrogate(Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not hasattr(pl_module, "task_loss"):
             raise ValueError("ParametricSurrogate needs a module with task_loss(batch) (SpikingClassifier)")
-        if not lif_layers(pl_module):
+        if not spiking_layers(pl_module):
             raise ValueError("ParametricSurrogate: the model has no spiking layers")
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
@@ -199,10 +196,11 @@ class ParametricSurrogate(Callback):
             search_index=2 * epoch, reduce=None if trainer.world_size <= 1 else (
                 lambda t: trainer.strategy.reduce(t, reduce_op="mean")),
         )
+        names = [type(shape).__name__ for shape in self.shapes]
         for layer, (shape, alpha) in chosen.items():
             pl_module.log(f"psg/alpha/{layer}", alpha, on_step=False, on_epoch=True)
             if self.shapes:
-                index = self.shapes.index(shape) if shape in self.shapes else -1
+                index = names.index(shape) if shape in names else -1
                 pl_module.log(f"psg/shape/{layer}", float(index), on_step=False, on_epoch=True)
 
     def state_dict(self) -> dict:

@@ -16,6 +16,9 @@ runs under :func:`spikegrad.callbacks.probing.isolated_probe` with the same seed
 statistics as in training but its running statistics are restored, the RNG state is restored, ``.grad`` is
 never touched, and MSG masking is switched off while the surrogate gradients are compared (the mask is the
 same noise for every candidate and is not part of the search).
+
+:class:`FixedTemperatureProbe` measures the same cosine for the current temperature alone and never changes it:
+the control runs of a fixed-``b`` comparison log ``dspike/cosine/b`` exactly like the searched ones.
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
-from spikegrad import surrogates
-from spikegrad.callbacks.probing import first_weight, isolated_probe, lif_layers, seeded
+from spikegrad.callbacks.methods.probing import first_weight, isolated_probe, seeded
+from spikegrad.neurons import spiking_layers
+from spikegrad.surrogates import DSpike
 
 __all__ = [
     "DspikeTemperatureSearch",
+    "FixedTemperatureProbe",
     "finite_difference_gradient",
     "surrogate_gradient",
     "set_temperature",
@@ -70,15 +75,12 @@ def surrogate_gradient(
 
 def set_temperature(model: nn.Module, b: float, mask_off: bool = False) -> None:
     """Give every spiking layer a Dspike surrogate with temperature ``b`` (other settings kept)."""
-    for name, lif in lif_layers(model).items():
-        config = lif.surrogate.config()
-        if config.pop("name") != surrogates.DSpike.name:
-            raise ValueError(f"Dspike temperature search needs surrogate 'dspike' in every layer; {name!r} has "
-                             f"{lif.surrogate.name!r}")
-        config["alpha"] = b
-        if mask_off:
-            config["mask_p"] = 0.0
-        lif.surrogate = surrogates.get(surrogates.DSpike.name, **config)
+    for name, layer in spiking_layers(model).items():
+        if not isinstance(layer.surrogate, DSpike):
+            raise ValueError(f"Dspike temperature search needs surrogate DSpike in every layer; {name!r} has "
+                             f"{type(layer.surrogate).__name__}")
+        changes = {"alpha": b, "mask_p": 0.0} if mask_off else {"alpha": b}
+        layer.surrogate = layer.surrogate.replace(**changes)
 
 
 def _mean_over(trainer: L.Trainer) -> Callable[[torch.Tensor], torch.Tensor] | None:
@@ -96,7 +98,7 @@ class DspikeTemperatureSearch(Callback):
     """Chooses the Dspike temperature ``b`` by cosine similarity to finite-difference gradients (Algorithm 1).
 
     Args:
-        b0: initial temperature; ``None`` keeps the model's configured ``surrogate.alpha``.
+        b0: initial temperature; ``None`` keeps the model's configured ``surrogate`` ``alpha``.
         delta_b: step Δb of the candidates ``{b - Δb, b, b + Δb}``.
         epsilon: finite-difference step ε on a weight.
         num_coordinates: how many first-layer weight coordinates are sampled for the FDG each search.
@@ -172,7 +174,7 @@ class DspikeTemperatureSearch(Callback):
         generator = torch.Generator().manual_seed(self.seed + search_index)
         count = min(self.num_coordinates, weight.numel())
         coordinates = torch.randperm(weight.numel(), generator=generator)[:count]
-        originals = {name: lif.surrogate for name, lif in lif_layers(model).items()}
+        originals = {name: layer.surrogate for name, layer in spiking_layers(model).items()}
         probe = seeded(loss_fn, self.seed + search_index)
         try:
             with isolated_probe(model):
@@ -182,8 +184,8 @@ class DspikeTemperatureSearch(Callback):
                     set_temperature(model, b, mask_off=True)
                     similarities[label] = _cosine(fdg, surrogate_gradient(probe, weight, coordinates))
         finally:
-            for name, lif in lif_layers(model).items():
-                lif.surrogate = originals[name]
+            for name, layer in spiking_layers(model).items():
+                layer.surrogate = originals[name]
         if reduce is not None:
             values = reduce(torch.tensor(list(similarities.values()), dtype=torch.float64, device=weight.device))
             similarities = dict(zip(similarities, values.cpu().tolist(), strict=True))
@@ -197,7 +199,7 @@ class DspikeTemperatureSearch(Callback):
         return self.b
 
     def _model_temperature(self, model: nn.Module) -> float:
-        layers = lif_layers(model)
+        layers = spiking_layers(model)
         if not layers:
             raise ValueError("DspikeTemperatureSearch: the model has no spiking layers")
         first = next(iter(layers.values()))
@@ -228,3 +230,12 @@ class DspikeTemperatureSearch(Callback):
     def load_state_dict(self, state_dict: dict) -> None:
         self.b = state_dict.get("b")
         self.history = list(state_dict.get("history", []))
+
+
+class FixedTemperatureProbe(DspikeTemperatureSearch):
+    """Measures the cosine between the finite-difference and the Dspike surrogate gradient at the current, fixed
+    temperature (the search with the single candidate ``b``, so ``b`` never changes); logs ``dspike/cosine/b``
+    like :class:`DspikeTemperatureSearch` and takes the same settings."""
+
+    def candidates(self) -> dict[str, float]:
+        return {"b": float(self.b)}

@@ -12,7 +12,7 @@
  * Because the stream is a function of (seed, i), any element's bit can be recomputed: the mask never has to
  * be stored, and a second pass (fill) sees the same mask.
  *
- * Functions (all release the GIL; pointers come from torch tensors, checked by spikegrad/kernels/masks.py):
+ * Functions (all release the GIL; pointers come from torch tensors, checked by spikegrad/surrogates/masks.py):
  *   shift(h, out, n, is_double, threshold, seed, cut, threads)  out[i] = kept ? h[i] - threshold : +inf
  *   fill(g, n, is_double, value, seed, cut, threads)            g[i] = kept ? g[i] : value   (in place)
  *   keep(out_u8, n, seed, cut, threads)                         out[i] = kept ? 1 : 0

@@ -24,7 +24,7 @@ layer (``Linear``, ``Conv1d/2d/3d``) during a sampled training batch:
 
 Logged every ``every_n_steps`` steps: ``energy/sops``, ``energy/snn_macs``, ``energy/ann_macs`` (per sample),
 ``energy/snn_uJ``, ``energy/ann_uJ``, ``energy/snn_to_ann`` and per synaptic layer ``energy/input_rate/<layer>``
-and ``energy/sops/<layer>``. Under DDP the sums are taken over all processes.
+and ``energy/sops/<layer>``. Under DDP the sums are taken over all processes (torchmetrics).
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ import math
 import torch
 from torch import nn
 
-from spikegrad.callbacks.sampling import SampledBatchCallback, log_scalars, reduce_max, reduce_sum
-from spikegrad.neurons import LIF
+from spikegrad.callbacks.analysis.sampling import SampledBatchCallback, log_scalars, reduced
+from spikegrad.neurons import SpikingNeuron
 
 __all__ = ["EnergyMonitor", "synaptic_macs"]
 
@@ -67,7 +67,7 @@ class EnergyMonitor(SampledBatchCallback):
         self.e_ac_pj = float(e_ac_pj)
         self.e_mac_pj = float(e_mac_pj)
         self._handles: list = []
-        self._watched: LIF | None = None
+        self._watched: SpikingNeuron | None = None
         self._after_spikes = False
         # layer name -> [input sum, input entries, MACs of all calls, non-binary input (0/1), after spikes (0/1)]
         self._stats: dict[str, list[float]] = {}
@@ -77,7 +77,7 @@ class EnergyMonitor(SampledBatchCallback):
         self._stats = {}
         self._watched = next(iter(layers.values()))
         for name, module in pl_module.named_modules():
-            if isinstance(module, LIF):
+            if isinstance(module, SpikingNeuron):
                 self._handles.append(module.register_forward_hook(self._spiking_hook))
             elif isinstance(module, SYNAPTIC_LAYERS):
                 self._handles.append(module.register_forward_hook(self._synaptic_hook(name)))
@@ -114,16 +114,15 @@ class EnergyMonitor(SampledBatchCallback):
 
     def on_sample(self, trainer, pl_module, layers, step) -> None:
         self._remove_hooks()
-        first = next((lif.recorded["spikes"] for lif in layers.values() if "spikes" in lif.recorded), None)
+        first = next((layer.recorded["spikes"] for layer in layers.values() if "spikes" in layer.recorded), None)
         if first is None or not self._stats:
             return
         T, B = first.shape[:2]
         names = list(self._stats)
         device = first.device
         stats = torch.tensor([self._stats[n] for n in names], dtype=torch.float64, device=device)
-        sums = reduce_sum(trainer, torch.cat([stats[:, :3].flatten(), stats.new_tensor([B])]))
-        flags = reduce_max(trainer, torch.stack([stats[:, 3], 1 - stats[:, 4]], 1)).cpu()
-        sums = sums.cpu()
+        sums, flags = reduced(pl_module, torch.cat([stats[:, :3].flatten(), stats.new_tensor([B])]),
+                              torch.stack([stats[:, 3], 1 - stats[:, 4]], 1))
         per_layer, total_samples = sums[:-1].view(-1, 3), float(sums[-1])
         direct = getattr(pl_module, "encoding", "direct") == "direct"
         metrics: dict[str, float] = {}

@@ -13,10 +13,11 @@ On each sampled training batch, with ``u = h/θ`` over all ``T·B·N_l`` entries
 * ``potential/<layer>/frac_above_2theta``: ``P(u > 2)``.
 
 The window ``[0, 2θ]`` is the default representable window of the potential distribution adjustment (PDA,
-reconstruction of Wang, Cheng & Lim, arXiv 2304.13289, see DESIGN §4): mass below 0 and above 2θ is what it
+reconstruction of Wang, Cheng & Lim, arXiv 2304.13289, see docs/methods.md): mass below 0 and above 2θ is what it
 penalises. At training epoch ends (see ``figure_every_n_epochs``) a figure ``potential/distribution`` shows
 each layer's density of u over the epoch's sampled batches with the threshold, the surrogate and PDA windows.
-Under DDP all counts and sums are summed over processes (min/max by maximum), so the statistics are global.
+Under DDP all counts and sums are summed over processes (min/max by maximum, torchmetrics), so the statistics
+are global.
 """
 
 from __future__ import annotations
@@ -26,14 +27,13 @@ import math
 import numpy as np
 import torch
 
-from spikegrad.callbacks.sampling import (
+from spikegrad.callbacks.analysis.sampling import (
     SampledBatchCallback,
     check_figure_every,
     epoch_end_step,
     figure_due,
     log_scalars,
-    reduce_max,
-    reduce_sum,
+    reduced,
     tensorboard_writers,
 )
 from spikegrad.plotting import potential_figure
@@ -98,11 +98,11 @@ class PotentialMonitor(SampledBatchCallback):
         self._epoch_hist: dict[str, np.ndarray] = {}
         self._windows: dict[str, float] = {}
 
-    def _layer_sums(self, lif) -> tuple[torch.Tensor, torch.Tensor]:
-        theta = lif.v_threshold
-        h = lif.recorded["potential"]
+    def _layer_sums(self, layer) -> tuple[torch.Tensor, torch.Tensor]:
+        theta = layer.threshold_value()
+        h = layer.recorded["potential"]
         u = (h / theta).flatten().float()
-        window = surrogate_window(lif.surrogate) / theta
+        window = surrogate_window(layer.surrogate) / theta
         lo, hi = self.value_range
         sums = torch.stack(
             [
@@ -119,12 +119,12 @@ class PotentialMonitor(SampledBatchCallback):
         return torch.cat([sums, hist]), extremes
 
     def on_sample(self, trainer, pl_module, layers, step) -> None:
-        names = [name for name, lif in layers.items() if "potential" in lif.recorded]
+        names = [name for name, layer in layers.items() if "potential" in layer.recorded]
         if not names:
             return
         rows, extremes = zip(*(self._layer_sums(layers[n]) for n in names), strict=True)
-        sums = reduce_sum(trainer, torch.stack(rows)).cpu().numpy()
-        extremes = reduce_max(trainer, torch.stack(extremes)).cpu().numpy()
+        sums, extremes = reduced(pl_module, torch.stack(rows), torch.stack(extremes))
+        sums, extremes = sums.numpy(), extremes.numpy()
         metrics: dict[str, float] = {}
         writers = tensorboard_writers(trainer)
         for name, row, (u_max, neg_u_min) in zip(names, sums, extremes, strict=True):
@@ -137,7 +137,7 @@ class PotentialMonitor(SampledBatchCallback):
             metrics[f"potential/{name}/frac_in_window"] = float(inside / count)
             metrics[f"potential/{name}/frac_above_2theta"] = float(above / count)
             self._epoch_hist[name] = self._epoch_hist.get(name, 0) + hist
-            self._windows[name] = surrogate_window(layers[name].surrogate) / layers[name].v_threshold
+            self._windows[name] = surrogate_window(layers[name].surrogate) / layers[name].threshold_value()
             for writer in writers:
                 writer.add_histogram_raw(
                     f"potential/{name}", min=float(-neg_u_min), max=float(u_max), num=int(count), sum=float(total),

@@ -1,7 +1,7 @@
-"""Gradient sparsity of every spiking layer on sampled training batches (DESIGN §5).
+"""Gradient sparsity of every spiking layer on sampled training batches (docs/analysis.md).
 
 Two fractions per layer, both over all ``T·B·N_l`` entries of the batch, filled by the neuron's own fused
-backward while recording is on (:class:`spikegrad.neurons.LIF`):
+backward while recording is on (:class:`spikegrad.neurons.SpikingNeuron`, either backend):
 
 * ``grad_sparsity/<layer>``: the fraction of zero entries of the surrogate derivative ``∂s/∂h = g(h - θ)``
   after masking. For a compact surrogate of half-width ``w`` this is ``P(|h - θ| > w)`` plus the masked
@@ -11,14 +11,14 @@ backward while recording is on (:class:`spikegrad.neurons.LIF`):
   potential (through the spike and through time).
 
 ``grad_sparsity/mean`` and ``grad_sparsity_h/mean`` pool all layers' entries. Under DDP the zero counts
-and entry counts are summed over processes.
+and entry counts are summed over processes (torchmetrics).
 """
 
 from __future__ import annotations
 
 import torch
 
-from spikegrad.callbacks.sampling import SampledBatchCallback, log_scalars, reduce_sum
+from spikegrad.callbacks.analysis.sampling import SampledBatchCallback, log_scalars, reduced
 
 __all__ = ["GradientSparsityMonitor"]
 
@@ -29,16 +29,16 @@ class GradientSparsityMonitor(SampledBatchCallback):
     """Logs ``grad_sparsity/<layer>`` (zeros of ``∂s/∂h``) and ``grad_sparsity_h/<layer>`` (zeros of ``∂L/∂h``)."""
 
     def on_sample(self, trainer, pl_module, layers, step) -> None:
-        names = [n for n, lif in layers.items() if all(k in lif.backward_stats for k in STATS) and lif.recorded]
+        names = [n for n, layer in layers.items() if all(k in layer.backward_stats for k in STATS) and layer.recorded]
         if not names:
             return
         rows = []
         for name in names:
-            lif = layers[name]
-            entries = lif.recorded["spikes"].new_tensor(lif.recorded["spikes"].numel(), dtype=torch.float64)
-            fractions = [lif.backward_stats[key].to(entries.device, torch.float64) for key in STATS]
+            layer = layers[name]
+            entries = layer.recorded["spikes"].new_tensor(layer.recorded["spikes"].numel(), dtype=torch.float64)
+            fractions = [layer.backward_stats[key].to(entries.device, torch.float64) for key in STATS]
             rows.append(torch.stack([*(f * entries for f in fractions), entries]))
-        counts = reduce_sum(trainer, torch.stack(rows)).cpu()  # [L, (zeros of g, zeros of ∂L/∂h, entries)]
+        counts, _ = reduced(pl_module, torch.stack(rows))  # [L, (zeros of g, zeros of ∂L/∂h, entries)]
         metrics: dict[str, float] = {}
         for column, prefix in enumerate(STATS.values()):
             for name, row in zip(names, counts, strict=True):

@@ -1,82 +1,74 @@
-"""Shared machinery of the analysis callbacks: record the spiking layers on one sampled training batch every
-N optimizer steps, reduce the statistics across processes, and log them once.
+"""Shared machinery of the analysis monitors: record the spiking layers on one sampled training batch every N
+optimizer steps, reduce the statistics across processes with torchmetrics, and log them once.
 
-Recording uses the neurons' own switch (:attr:`spikegrad.neurons.LIF.record`): while it is on, a layer keeps
-its last call's spikes and pre-spike potentials (detached) in ``lif.recorded`` and its backward writes the
-zero fractions of ``∂s/∂h`` and ``∂L/∂h`` into ``lif.backward_stats``. Nothing here runs an extra forward
-pass, draws random numbers, or changes a module's mode, so training is bitwise the same with the callbacks
-on or off. Several callbacks may want the same layers recorded on the same batch: :func:`request_recording`
-and :func:`release_recording` count the requests and restore the layer's own setting after the last one.
+Recording is the neurons' own switch (:class:`spikegrad.neurons.SpikingNeuron`): a monitor asks with
+``request_recording`` before the sampled batch and withdraws with ``release_recording`` after it; while a
+request is pending a layer keeps its last call's spikes and pre-spike potentials (detached) in ``recorded`` and
+its backward writes the zero fractions of ``∂s/∂h`` and ``∂L/∂h`` into ``backward_stats``. Nothing here runs
+an extra forward pass, draws random numbers, or changes a module's mode, so training is bitwise the same with
+the monitors on or off.
+
+A monitor turns one sampled batch into sums (and maxima) per layer, which :class:`SampleSums`, a torchmetrics
+``Metric``, reduces over processes (``dist_reduce_fx`` "sum" and "max"): under DDP every process samples the
+same steps, so the collective calls line up. The numbers are then logged to the loggers at the sampled step
+itself: ``pl_module.log`` would write them only on ``trainer.log_every_n_steps`` boundaries, which need not be
+the sampled steps.
 """
 
 from __future__ import annotations
-
-import weakref
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
+from torchmetrics import Metric
 
-from spikegrad.neurons import LIF
+from spikegrad.neurons import SpikingNeuron, spiking_layers
 
 __all__ = [
+    "SampleSums",
+    "reduced",
     "SampledBatchCallback",
     "epoch_end_step",
     "figure_due",
     "log_scalars",
-    "reduce_max",
-    "reduce_sum",
-    "release_recording",
-    "request_recording",
-    "spiking_layers",
     "tensorboard_writers",
 ]
 
-# layer -> (ids of the callbacks that asked for recording, the layer's own `record` setting before them)
-_REQUESTS: weakref.WeakKeyDictionary[LIF, tuple[set[int], bool]] = weakref.WeakKeyDictionary()
+
+class SampleSums(Metric):
+    """Sums and maxima of one sampled batch, reduced over all processes by torchmetrics on ``compute()``.
+
+    Args:
+        sum_shape: shape of the summed statistics (e.g. ``[layers, columns]``).
+        max_shape: shape of the statistics reduced by maximum (``None``: none).
+    """
+
+    full_state_update = False
+
+    def __init__(self, sum_shape: tuple[int, ...], max_shape: tuple[int, ...] | None = None) -> None:
+        super().__init__()
+        self.add_state("sums", default=torch.zeros(sum_shape, dtype=torch.float64), dist_reduce_fx="sum")
+        self.with_maxima = max_shape is not None
+        if self.with_maxima:
+            self.add_state("maxima", default=torch.full(max_shape, -torch.inf, dtype=torch.float64),
+                           dist_reduce_fx="max")
+
+    def update(self, sums: torch.Tensor, maxima: torch.Tensor | None = None) -> None:
+        self.sums += sums.to(self.sums)
+        if self.with_maxima:
+            self.maxima = torch.maximum(self.maxima, maxima.to(self.maxima))
+
+    def compute(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.sums, self.maxima if self.with_maxima else None
 
 
-def spiking_layers(pl_module: L.LightningModule) -> dict[str, LIF]:
-    """The module's spiking layers by name, in forward order (``pl_module.spiking_layers()`` when it has one)."""
-    if hasattr(pl_module, "spiking_layers"):
-        return dict(pl_module.spiking_layers())
-    return {name: m for name, m in pl_module.named_modules() if isinstance(m, LIF)}
-
-
-def request_recording(layers, owner: object) -> None:
-    """Switch recording on for ``layers`` on behalf of ``owner`` (the first request clears stale stats)."""
-    for lif in layers:
-        owners, previous = _REQUESTS.get(lif, (set(), lif.record))
-        if not owners:
-            lif.backward_stats.clear()
-        owners.add(id(owner))
-        _REQUESTS[lif] = (owners, previous)
-        lif.record = True
-
-
-def release_recording(layers, owner: object) -> None:
-    """Withdraw ``owner``'s request; after the last one the layer gets its own setting back."""
-    for lif in layers:
-        if lif not in _REQUESTS:
-            continue
-        owners, previous = _REQUESTS[lif]
-        owners.discard(id(owner))
-        if not owners:
-            del _REQUESTS[lif]
-            lif.record = previous
-            if not previous:
-                lif.recorded = {}
-
-
-def reduce_sum(trainer: L.Trainer, values: torch.Tensor) -> torch.Tensor:
-    """Sum of ``values`` over all processes (the tensor itself on one process)."""
-    return trainer.strategy.reduce(values.detach().clone(), reduce_op="sum")
-
-
-def reduce_max(trainer: L.Trainer, values: torch.Tensor) -> torch.Tensor:
-    """Element-wise maximum of ``values`` over all processes."""
-    return trainer.strategy.reduce(values.detach().clone(), reduce_op="max")
+def reduced(pl_module: L.LightningModule, sums: torch.Tensor, maxima: torch.Tensor | None = None):
+    """``(Σ sums, max maxima)`` over all processes, on the CPU, for one sampled batch."""
+    metric = SampleSums(tuple(sums.shape), None if maxima is None else tuple(maxima.shape)).to(sums.device)
+    metric.update(sums, maxima)
+    total, largest = metric.compute()
+    return total.cpu(), None if largest is None else largest.cpu()
 
 
 def log_scalars(trainer: L.Trainer, metrics: dict[str, float], step: int) -> None:
@@ -131,20 +123,26 @@ class SampledBatchCallback(Callback):
         if not isinstance(every_n_steps, int) or every_n_steps < 1:
             raise ValueError(f"{type(self).__name__} every_n_steps must be an integer >= 1, got {every_n_steps!r}")
         self.every_n_steps = every_n_steps
-        self._layers: dict[str, LIF] = {}
+        self._layers: dict[str, SpikingNeuron] = {}
         self._sample_step: int | None = None
         self._last_sampled_step: int | None = None
 
     # --- hooks for subclasses ----------------------------------------------------------------------
-    def before_sample(self, trainer: L.Trainer, pl_module: L.LightningModule, layers: dict[str, LIF]) -> None:
+    def before_sample(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                      layers: dict[str, SpikingNeuron]) -> None:
         """Called before the sampled batch's forward (e.g. to attach forward hooks)."""
 
-    def on_sample(self, trainer: L.Trainer, pl_module: L.LightningModule, layers: dict[str, LIF], step: int) -> None:
+    def on_sample(self, trainer: L.Trainer, pl_module: L.LightningModule, layers: dict[str, SpikingNeuron],
+                  step: int) -> None:
         """Called after the sampled batch's optimizer step; ``step`` is the global step it was sampled at."""
         raise NotImplementedError
 
     def on_sampled_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Called at the end of every training epoch."""
+
+    def _release(self) -> None:
+        for layer in self._layers.values():
+            layer.release_recording(self)
 
     # --- Lightning hooks ------------------------------------------------------------------------------
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
@@ -155,7 +153,8 @@ class SampledBatchCallback(Callback):
         if not self._layers:
             return
         self._sample_step = self._last_sampled_step = step
-        request_recording(self._layers.values(), self)
+        for layer in self._layers.values():
+            layer.request_recording(self)
         self.before_sample(trainer, pl_module, self._layers)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -165,12 +164,11 @@ class SampledBatchCallback(Callback):
         try:
             self.on_sample(trainer, pl_module, self._layers, step)
         finally:
-            release_recording(self._layers.values(), self)
+            self._release()
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self.on_sampled_epoch_end(trainer, pl_module)
 
     def on_exception(self, trainer, pl_module, exception) -> None:
-        if self._layers:
-            release_recording(self._layers.values(), self)
+        self._release()
         self._sample_step = None

@@ -1,8 +1,8 @@
 """Extra forward/backward passes for method callbacks (Dspike search, PSG) that leave training untouched.
 
 :func:`isolated_probe` forks torch's random number generators (CPU and the module's CUDA devices), snapshots
-every buffer of the module (BatchNorm running statistics and counters) and switches the spiking layers'
-recording off; on exit the buffers, the RNG state and the layers' switches and recorded tensors are restored.
+every buffer of the module (BatchNorm running statistics and counters) and suspends the spiking layers'
+recording and kept potentials; on exit the buffers, the RNG state and the layers' recorded tensors are restored.
 Probes compute gradients with :func:`torch.autograd.grad`, which never touches ``param.grad``, and keep the
 module's train/eval mode, so BatchNorm normalises with batch statistics exactly as in the training step.
 :func:`seeded` makes every probe evaluation draw the same random numbers (dropout masks, MSG masks), so that
@@ -12,21 +12,14 @@ differences between evaluations come from the change being probed alone.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import torch
 from torch import nn
 
-from spikegrad.neurons import LIF
+from spikegrad.neurons import spiking_layers
 
-__all__ = ["isolated_probe", "seeded", "lif_layers", "first_weight"]
-
-
-def lif_layers(module: nn.Module) -> dict[str, LIF]:
-    """The module's spiking layers by name, in registration (forward) order."""
-    if hasattr(module, "spiking_layers"):
-        return dict(module.spiking_layers())
-    return {name: m for name, m in module.named_modules() if isinstance(m, LIF)}
+__all__ = ["isolated_probe", "seeded", "first_weight"]
 
 
 def first_weight(module: nn.Module, name: str | None = None) -> tuple[str, nn.Parameter]:
@@ -46,21 +39,17 @@ def first_weight(module: nn.Module, name: str | None = None) -> tuple[str, nn.Pa
 def isolated_probe(module: nn.Module) -> Iterator[None]:
     """Context in which extra passes through ``module`` leave no trace (buffers, RNG, recording restored)."""
     buffers = [(b, b.detach().clone()) for b in module.buffers()]
-    layers = list(lif_layers(module).values())
-    switches = [(lif, lif.record, lif.keep_potential, lif.recorded, lif.potential) for lif in layers]
     devices = sorted({p.device.index or 0 for p in module.parameters() if p.device.type == "cuda"})
     try:
-        for lif in layers:
-            lif.record = False
-            lif.keep_potential = False
-        with torch.random.fork_rng(devices=devices):
-            yield
+        with ExitStack() as stack:
+            for layer in spiking_layers(module).values():
+                stack.enter_context(layer.suspend_recording())
+            with torch.random.fork_rng(devices=devices):
+                yield
     finally:
         with torch.no_grad():
             for buffer, saved in buffers:
                 buffer.copy_(saved)
-        for lif, record, keep, recorded, potential in switches:
-            lif.record, lif.keep_potential, lif.recorded, lif.potential = record, keep, recorded, potential
 
 
 def seeded(fn: Callable[[], torch.Tensor], seed: int) -> Callable[[], torch.Tensor]:

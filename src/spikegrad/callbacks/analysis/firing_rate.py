@@ -5,20 +5,20 @@ For layer ``l`` with spikes ``s[t, b, i]`` on a batch of ``B`` samples, ``T`` st
     r_l = Σ_{t,b,i} s[t,b,i] / (T·B·N_l)          network mean  r = Σ_l Σ s / Σ_l T·B·N_l
 
 (the network mean weights each layer by its number of neurons). Under DDP the spike counts and the entry
-counts are summed over processes before dividing, so the logged rate is the global one.
+counts are summed over processes (torchmetrics) before dividing, so the logged rate is the global one.
 """
 
 from __future__ import annotations
 
 import torch
 
-from spikegrad.callbacks.sampling import (
+from spikegrad.callbacks.analysis.sampling import (
     SampledBatchCallback,
     check_figure_every,
     epoch_end_step,
     figure_due,
     log_scalars,
-    reduce_sum,
+    reduced,
     tensorboard_writers,
 )
 from spikegrad.plotting import layer_bars_figure
@@ -39,7 +39,7 @@ class FiringRateMonitor(SampledBatchCallback):
         self._epoch_counts: dict[str, torch.Tensor] = {}
 
     def on_sample(self, trainer, pl_module, layers, step) -> None:
-        names = [name for name, lif in layers.items() if "spikes" in lif.recorded]
+        names = [name for name, layer in layers.items() if "spikes" in layer.recorded]
         if not names:
             return
         # one [L, 2] tensor (spike count, entry count), so that DDP needs a single collective call
@@ -48,8 +48,7 @@ class FiringRateMonitor(SampledBatchCallback):
             spikes = layers[name].recorded["spikes"]
             entries = spikes.new_tensor(spikes.numel(), dtype=torch.float64)
             rows.append(torch.stack([spikes.sum(dtype=torch.float64), entries]))
-        counts = torch.stack(rows)
-        counts = reduce_sum(trainer, counts).cpu()
+        counts, _ = reduced(pl_module, torch.stack(rows))
         for name, row in zip(names, counts, strict=True):
             self._epoch_counts[name] = self._epoch_counts.get(name, torch.zeros(2, dtype=torch.float64)) + row
         metrics = {f"firing_rate/{n}": float(row[0] / row[1]) for n, row in zip(names, counts, strict=True)}
