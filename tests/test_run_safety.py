@@ -174,7 +174,8 @@ def test_ckpt_settings_given_fine_tunes_from_the_weights_in_a_new_run(trained, t
               "--model.surrogate.alpha", "5", "--model.time_steps", "5", "--ckpt_settings", "given"], cwd=folder)
     new = run_dir(folder, version=1)
     last = load_checkpoint(os.path.join(new, "checkpoints", "last.ckpt"))
-    assert last["hyper_parameters"]["time_steps"] == 5 and last["hyper_parameters"]["surrogate"]["init_args"]["alpha"] == 5.0
+    hparams = last["hyper_parameters"]
+    assert hparams["time_steps"] == 5 and hparams["surrogate"]["init_args"]["alpha"] == 5.0
     assert last["global_step"] == 4  # a new run: its own epoch and step count, a fresh optimizer
     initial = torch.load(tmp_path / "start.pt")
     weights = {k: v for k, v in load_checkpoint(source)["state_dict"].items() if isinstance(v, torch.Tensor)}
@@ -218,7 +219,8 @@ def test_a_run_writes_only_into_logs_and_the_cache_folder(tmp_path, repo_root):
     env.update(HOME=str(home), TMPDIR=str(tmp))
     args = ["fit", "-c", os.path.join(repo_root, "configs", "quickstart.yaml"), "--trainer.max_epochs", "1",
             "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches",
-            "1", "--trainer.enable_progress_bar", "false", "--model.backbone.channels", "[4, 8]", "--model.backbone.hidden", "16"]
+            "1", "--trainer.enable_progress_bar", "false", "--model.backbone.channels", "[4, 8]",
+            "--model.backbone.hidden", "16"]
     proc = subprocess.run([BIN, *args], cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "(view with: tensorboard --logdir logs)" in proc.stdout

@@ -133,3 +133,13 @@ def test_scaled_grad_and_zero_at_infinity(shape, dtype):
     scaled = surrogate.grad_(x.clone(), 1 / 0.35)
     torch.testing.assert_close(scaled, plain / 0.35)
     assert plain[-1].item() == 0.0 and scaled[-1].item() == 0.0
+
+
+def test_a_checkpoint_surrogate_is_imported_only_from_trusted_modules(monkeypatch):
+    from spikegrad.surrogates import surrogate_from_state
+
+    monkeypatch.delenv("SPIKEGRAD_TRUSTED_MODULES", raising=False)
+    with pytest.raises(ValueError, match=r"^checkpoint surrogate: class_path 'antigravity.fly' is not in a trusted mod"):
+        surrogate_from_state({"class_path": "antigravity.fly", "init_args": {}})  # never imported: never run
+    rebuilt = surrogate_from_state({"class_path": "spikegrad.surrogates.ATan", "init_args": {"alpha": 3.0}})
+    assert rebuilt.alpha == 3.0

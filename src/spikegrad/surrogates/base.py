@@ -26,6 +26,7 @@ import functools
 import importlib
 import inspect
 import math
+import sys
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
@@ -180,8 +181,18 @@ def _init_argument_names(cls: type) -> tuple[str, ...]:
 
 
 def surrogate_from_state(state: dict) -> Surrogate:
-    """Rebuild a surrogate from :meth:`Surrogate.state` (as read from a checkpoint)."""
+    """Rebuild a surrogate from :meth:`Surrogate.state` (as read from a checkpoint).
+
+    A checkpoint names the class by its import path; a module that is not imported yet is imported only when it is
+    trusted (:mod:`spikegrad.trust`), as for a ``class_path`` in a config. A class the running program has
+    already imported (the user's own surrogate) needs no trust setting.
+    """
+    from spikegrad.trust import trusted_modules, untrusted_message
+
     module_name, _, name = state["class_path"].rpartition(".")
+    trusted = any(module_name == prefix or module_name.startswith(prefix + ".") for prefix in trusted_modules())
+    if module_name not in sys.modules and not trusted:
+        raise ValueError(untrusted_message(state["class_path"], "checkpoint surrogate"))
     cls = getattr(importlib.import_module(module_name), name, None)
     if not (isinstance(cls, type) and issubclass(cls, Surrogate)):
         raise ValueError(f"checkpoint surrogate {state['class_path']!r} is not a Surrogate subclass")
