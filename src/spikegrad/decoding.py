@@ -7,9 +7,11 @@ the first argument of every decoder:
 * :class:`LastStepDecoder`: ``y = o[T]``;
 * :class:`TemporallyWeightedDecoder`: temporally weighted output (TWO; Li, Zhao, Zhao, Zeng, "Masked surrogate
   gradients", Neural Networks 2024): ``y = (1/T)·Σ_t f_t·o[t]`` with fixed (no-grad) per-step weights ``f``
-  initialised to ones. At the start of every epoch ``e >= start`` (``e`` counted from 0, so the first update
-  uses the statistics of the ``start``-th epoch) the weights follow ``f <- (1-β)·f + β·a/mean(a)``, where
-  ``a_t`` is the training accuracy of ``argmax o[t]`` alone over the previous epoch. ``f`` is a registered
+  initialised to ones. At the start of every epoch ``e > start`` (``e`` counted from 0) the weights follow
+  ``f <- (1-β)·f + β·a/mean(a)``, where ``a_t`` is the training accuracy of ``argmax o[t]`` alone over the
+  previous epoch; epochs ``0..start`` train with uniform weights, as in the official code (Brain-Cog-Lab/msg,
+  main.py:117-123: ``if epoch <= att_startepoch`` the weights are ones, else the update). With the default
+  ``start: 5`` the first update is at the start of epoch 6 and uses epoch 5's statistics. ``f`` is a registered
   buffer named ``weights`` (so it is in the checkpoint) and is used unchanged at test time.
 
 The losses are in :mod:`spikegrad.losses`.
@@ -100,16 +102,17 @@ class TemporallyWeightedDecoder(Decoder):
 
     Args:
         time_steps: T (the length of ``f``).
-        start: the first epoch (counted from 0) at whose start the weights are updated; the default 5 means
-            five epochs are trained with uniform weights.
+        start: the last epoch (counted from 0) trained with uniform weights; the weights are first updated at the
+            start of epoch ``start + 1`` from epoch ``start``'s statistics (the official code's convention; the
+            default 5 trains epochs 0-5, six epochs, with uniform weights). ``0`` updates from epoch 1 on.
         beta: EMA factor β of ``f <- (1-β)·f + β·a/mean(a)`` (default 0.3).
     """
 
     def __init__(self, time_steps: int, start: int = 5, beta: float = 0.3) -> None:
         super().__init__(time_steps)
-        if start < 1:
-            raise ValueError(f"decoder TemporallyWeightedDecoder: start must be >= 1 (an epoch of statistics first), "
-                             f"got {start}")
+        if start < 0:
+            raise ValueError(f"decoder TemporallyWeightedDecoder: start must be >= 0 (the last epoch with uniform "
+                             f"weights), got {start}")
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"decoder TemporallyWeightedDecoder: beta must be in [0, 1], got {beta}")
         self.start = int(start)
@@ -139,13 +142,13 @@ class TemporallyWeightedDecoder(Decoder):
             self.weights.mul_(1.0 - self.beta).add_(a / a.mean(), alpha=self.beta)
 
     def on_train_epoch_start(self, epoch: int) -> None:
-        """Update ``f`` from the previous epoch's per-step training accuracy when ``epoch >= start``."""
+        """Update ``f`` from the previous epoch's per-step training accuracy when ``epoch > start``."""
         if self.step_accuracy.total > 0:
             # The counts, not the metric's update counter, come back from a checkpoint, so the accuracies are read
             # from the counts, synchronised across processes by torchmetrics' public sync_context (compute()
             # would warn that no update happened after a resume).
             with self.step_accuracy.sync_context():
                 self.last_step_accuracy = self.step_accuracy.accuracy().float()
-            if epoch >= self.start:
+            if epoch > self.start:
                 self.update_weights(self.last_step_accuracy)
         self.step_accuracy.reset()

@@ -31,10 +31,20 @@ class Loss(ABC):
 
 
 class CrossEntropyLoss(Loss):
-    """``CE(y, target)`` on the decoded prediction."""
+    """``CE(y, target)`` on the decoded prediction.
+
+    Args:
+        label_smoothing: ε of label smoothing (torch's ``cross_entropy``): the target is ``(1 - ε)`` on the
+            class plus ``ε/K`` on every class (default 0: none).
+    """
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"loss CrossEntropyLoss: label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.label_smoothing = float(label_smoothing)
 
     def __call__(self, per_step_logits: torch.Tensor, decoded: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(decoded, target)
+        return F.cross_entropy(decoded, target, label_smoothing=self.label_smoothing)
 
 
 class TemporalEfficientTrainingLoss(Loss):
