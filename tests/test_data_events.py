@@ -109,6 +109,24 @@ def test_cifar10dvs_real_aedat4_and_fixed_split(tmp_path):
     assert label == 2 and float(frames.sum()) == 50.0  # decoded by the aedat decoder: every event counted
 
 
+def test_cifar10dvs_with_the_msg_codes_frames_and_augmentation(tmp_path):
+    """Frames counted on the 128×128 sensor and resized bilinearly, crop + flip + rotation, last batch dropped."""
+    make_cifar10dvs(tmp_path, CIFAR10DVS_CLASSES, per_class=10)
+    dm = CIFAR10DVSDataModule(data_dir=str(tmp_path), batch_size=4, val_fraction=0, resize="bilinear",
+                              crop_padding=4, flip=True, rotation=15.0, max_roll=0, drop_last=True, **SMALL)
+    dm.setup()
+    assert dm.input_shape == (2, 48, 48) and dm.to_frames.target_size is None  # the cache holds sensor frames
+    assert len(dm.train_dataloader()) == 90 // 4 and len(dm.test_dataloader()) == 3  # 22 full batches; test: all
+    x, _ = next(iter(dm.train_dataloader()))
+    assert x.shape == (4, 10, 2, 48, 48)
+    frames, _ = dm.test_set[5]
+    counted = torch.as_tensor(dm.to_frames(dm.test_set.dataset.framed.recordings[dm.test_set.indices[5]][0]),
+                              dtype=torch.float32)
+    assert counted.shape == (10, 2, 128, 128)
+    torch.testing.assert_close(frames, torch.nn.functional.interpolate(counted, size=(48, 48), mode="bilinear",
+                                                                       align_corners=True))
+
+
 def test_ncaltech101_bins_with_the_background_class(tmp_path):
     make_ncaltech(tmp_path, ("accordion", "airplanes", "BACKGROUND_Google", "yin_yang"))
     dm = NCaltech101DataModule(data_dir=str(tmp_path), time_steps=3, batch_size=6, val_fraction=0, **SMALL)
@@ -184,6 +202,12 @@ def test_corrupt_and_empty_event_files_are_named_when_read(tmp_path):
 def test_bad_settings_are_rejected():
     with pytest.raises(ValueError, match="unknown cache 'ram'; valid choices: disk, memory, none"):
         NMNISTDataModule(cache="ram")
+    with pytest.raises(ValueError, match="unknown resize 'nearest'; valid choices: events, bilinear"):
+        NMNISTDataModule(resize="nearest")
+    with pytest.raises(ValueError, match="resize: bilinear needs a target_size"):
+        NMNISTDataModule(resize="bilinear")
+    with pytest.raises(ValueError, match="crop_padding, max_roll and rotation must be >= 0"):
+        NMNISTDataModule(rotation=-1.0)
     with pytest.raises(ValueError, match="time_window frames need duration >= time_window"):
         NMNISTDataModule(time_window=1000.0)
     with pytest.raises(ValueError, match="val_fraction must be in"):

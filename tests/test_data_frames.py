@@ -1,5 +1,7 @@
 """Events to frames: time windows from each recording's first event, counts that cannot overflow, augmentation."""
 
+import math
+
 import numpy as np
 import pytest
 import tonic.transforms as tt
@@ -100,7 +102,8 @@ def test_frame_augmentation_moves_all_time_steps_together():
     torch.manual_seed(0)
     frames = np.zeros((3, 2, 8, 8), dtype=np.float32)
     frames[:, :, 2, 1] = 1.0  # one lit pixel, the same at every step
-    for augment in (FramesToTensor(max_roll=3), FramesToTensor(flip=True), FramesToTensor(crop_padding=2)):
+    for augment in (FramesToTensor(max_roll=3), FramesToTensor(flip=True), FramesToTensor(crop_padding=2),
+                    FramesToTensor(rotation=15.0)):
         for _ in range(5):
             out = augment(frames)
             assert out.shape == (3, 2, 8, 8)
@@ -110,3 +113,37 @@ def test_frame_augmentation_moves_all_time_steps_together():
     mirrored = {tuple(torch.nonzero(FramesToTensor(flip=True)(frames)[0, 0]).flatten().tolist()) for _ in range(20)}
     assert mirrored == {(2, 1), (2, 6)}
     assert FramesToTensor(binarize=True)(frames * 4).max() == 1.0
+
+
+def test_rotation_turns_every_step_by_one_angle_within_the_range():
+    torch.manual_seed(0)
+    frames = np.zeros((2, 1, 33, 33), dtype=np.float32)
+    frames[:, :, 16, 4:29] = 1.0  # a horizontal bar through the centre, the same at both steps
+    angles = set()
+    for _ in range(30):
+        out = FramesToTensor(rotation=15.0)(frames)
+        assert torch.equal(out[0], out[1])
+        y, x = torch.nonzero(out[0, 0], as_tuple=True)
+        slope = float(torch.linalg.lstsq(torch.stack([x.float(), torch.ones_like(x.float())], 1),
+                                         y.float().unsqueeze(1)).solution[0])
+        angle = math.degrees(math.atan(slope))
+        assert abs(angle) <= 15.0 + 2.5  # nearest-neighbour rotation of a 25-pixel bar
+        angles.add(round(angle))
+    assert len(angles) > 5
+
+
+def test_bilinear_resize_interpolates_each_frame_with_aligned_corners():
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 4, (3, 2, 128, 128)).astype(np.uint8)
+    out = FramesToTensor(resize_to=(48, 48))(frames)
+    assert out.shape == (3, 2, 48, 48)
+    x = torch.as_tensor(frames, dtype=torch.float32)
+    # align_corners=True: output pixel (i, j) samples the input at (i, j)·127/47; the corners are copied exactly
+    assert torch.equal(out[..., 0, 0], x[..., 0, 0]) and torch.equal(out[..., -1, -1], x[..., -1, -1])
+    i, j = 20, 33
+    yi, xj = i * 127 / 47, j * 127 / 47
+    y0, x0 = int(yi), int(xj)
+    wy, wx = yi - y0, xj - x0
+    expected = ((1 - wy) * (1 - wx) * x[..., y0, x0] + (1 - wy) * wx * x[..., y0, x0 + 1]
+                + wy * (1 - wx) * x[..., y0 + 1, x0] + wy * wx * x[..., y0 + 1, x0 + 1])
+    torch.testing.assert_close(out[..., i, j], expected, rtol=1e-5, atol=1e-5)

@@ -207,3 +207,47 @@ def test_cutout_zeroes_a_clipped_square():
     out = Cutout(4)(torch.ones(3, 32, 32))
     zeros = (out == 0).all(0)
     assert 4 <= int(zeros.sum()) <= 16 and bool((out[:, zeros] == 0).all())
+
+
+def test_cutout_square_follows_the_clipping_rule():
+    """Rows [cy - 8, cy + 8) and columns [cx - 8, cx + 8) clipped to the image, for a centre drawn uniformly over
+    the pixels (the MSG code's Cutout(n_holes=1, length=16)): a full 16×16 square away from the borders."""
+    torch.manual_seed(0)
+    heights = set()
+    for _ in range(300):
+        zeros = (Cutout(16)(torch.ones(3, 32, 32)) == 0).all(0)
+        rows, cols = torch.nonzero(zeros.any(1)).flatten(), torch.nonzero(zeros.any(0)).flatten()
+        top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        assert int(zeros.sum()) == (bottom - top) * (right - left)  # one rectangle, every channel zero
+        for low, high in ((top, bottom), (left, right)):
+            centre = low + 8 if low > 0 else high - 8  # the drawn centre, recovered from the clipped edges
+            assert (low, high) == (max(0, centre - 8), min(32, centre + 8)) and 0 <= centre < 32
+        heights.add(bottom - top)
+    assert heights == set(range(8, 17))  # 8 (centre 0) to 16 (inside)
+
+
+def test_cifar_train_pipeline_cuts_out_before_normalising(tmp_path, no_md5):
+    """Crop, flip, AutoAugment, to [0, 1], Cutout, normalise with the given statistics (the MSG code's order):
+    the square is black, i.e. (0 - mean) / std in every channel; the last incomplete batch is dropped."""
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "cifar-10-batches-py"
+    write_cifar(folder, [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"], "labels", rng)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, f)
+    mean, std = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
+    dm = CIFAR10DataModule(data_dir=str(tmp_path), batch_size=8, val_fraction=0, crop_padding=0, flip=False,
+                           cutout=16, mean=mean, std=std, drop_last=True)
+    dm.setup()
+    black = torch.tensor([-m / s for m, s in zip(mean, std, strict=True)]).view(3, 1, 1)
+    for image, _ in (dm.train_set[i] for i in range(10)):
+        cut = torch.isclose(image, black.expand_as(image), atol=1e-6).all(0)
+        assert 64 <= int(cut.sum()) <= 256
+    image, _ = dm.test_set[0]  # evaluation: no cutout, the same normalisation
+    raw = torch.as_tensor(dm.test_set.data[0], dtype=torch.float32).permute(2, 0, 1) / 255
+    torch.testing.assert_close(image, (raw - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1))
+    for drop_last, batches in ((True, 2), (False, 3)):  # 40 training images in batches of 16
+        sized = CIFAR10DataModule(data_dir=str(tmp_path), batch_size=16, val_fraction=0, drop_last=drop_last)
+        sized.setup()
+        assert len(sized.train_dataloader()) == batches and len(sized.test_dataloader()) == 1
+    with pytest.raises(ValueError, match="CIFAR-10: mean and std need 3 values each"):
+        CIFAR10DataModule(data_dir=str(tmp_path), mean=[0.5], std=[0.5])

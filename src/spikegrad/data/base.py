@@ -17,13 +17,20 @@ class SpikeDataModule(L.LightningDataModule):
     ``encoding``: ``"direct"`` for static samples ``[B, *input_shape]`` that the model repeats T times, or
     ``"sequence"`` for samples that already have time, ``[B, T, *input_shape]``. The CLI links these three
     into the model. Subclasses fill ``self.train_set``, ``self.val_set`` and ``self.test_set`` in ``setup``.
+
+    Args:
+        batch_size, num_workers, pin_memory: DataLoader settings.
+        drop_last: leave out the last incomplete training batch of every epoch (validation and test keep every
+            sample).
     """
 
     num_classes: int
     input_shape: tuple[int, ...]
     encoding: Encoding = "direct"
 
-    def __init__(self, batch_size: int = 64, num_workers: int = 0, pin_memory: bool = False) -> None:
+    def __init__(
+        self, batch_size: int = 64, num_workers: int = 0, pin_memory: bool = False, drop_last: bool = False
+    ) -> None:
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"data batch_size must be >= 1, got {batch_size}")
@@ -32,11 +39,12 @@ class SpikeDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
+        self.drop_last = drop_last
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
 
-    def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: Dataset | None, shuffle: bool, drop_last: bool = False) -> DataLoader:
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() has not created this split")
         return DataLoader(
@@ -45,11 +53,13 @@ class SpikeDataModule(L.LightningDataModule):
             shuffle=shuffle,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
+            drop_last=drop_last,
             persistent_workers=self.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
+        """Shuffled training batches; with ``drop_last`` the last incomplete batch of each epoch is left out."""
+        return self._loader(self.train_set, shuffle=True, drop_last=self.drop_last)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, shuffle=False)

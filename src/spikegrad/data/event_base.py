@@ -33,6 +33,7 @@ from spikegrad.data.verify import (
 )
 
 CACHE_MODES = ("disk", "memory", "none")
+RESIZE_MODES = ("events", "bilinear")
 FRAMES_FORMAT = 2  # part of the cache folder name: bump when the framing code changes what it produces
 
 
@@ -145,12 +146,18 @@ class EventDataModule(SpikeDataModule):
         time_origin: ``first_event`` (each recording's first event, default) or ``zero`` (the recording's clock)
             for ``time_window`` frames.
         denoise_time: tonic ``Denoise`` filter time in µs (``None``: off).
-        target_size: ``(W, H)`` to downsample the sensor to (``None``: native size).
-        crop_padding, flip, max_roll: training-frame augmentation (see :class:`FramesToTensor`).
+        target_size: ``(W, H)`` of the frames (``None``: the sensor's size).
+        resize: how frames reach ``target_size``: ``events`` (tonic ``Downsample`` scales the event coordinates,
+            then events are counted per pixel: every event counted once) or ``bilinear`` (events are counted on
+            the full sensor, and each frame is resized by bilinear interpolation with ``align_corners=True``
+            when it is loaded, as the MSG code does, Brain-Cog-Lab/msg, dataset.py:177-183; the cache then holds
+            sensor-size frames).
+        crop_padding, flip, rotation, max_roll: training-frame augmentation (see :class:`FramesToTensor`).
         binarize: clamp frame counts to {0, 1}.
         val_fraction: fraction of the training recordings held out for validation (seeded); 0 validates
             on the test split.
         split_seed: seed of the validation hold-out.
+        drop_last: leave out the last incomplete training batch of every epoch.
         cache: ``disk`` (frames stored per recording identity), ``memory`` (tonic ``MemoryCachedDataset``) or
             ``none``.
         download: try to download a missing dataset in ``prepare_data``.
@@ -183,21 +190,28 @@ class EventDataModule(SpikeDataModule):
         time_origin: str = "first_event",
         denoise_time: float | None = None,
         target_size: tuple[int, int] | None = None,
+        resize: str = "events",
         crop_padding: int = 0,
         flip: bool = False,
+        rotation: float = 0.0,
         max_roll: int = 0,
         binarize: bool = False,
         val_fraction: float = 0.1,
         split_seed: int = 0,
+        drop_last: bool = False,
         cache: str = "disk",
         download: bool = True,
         pin_memory: bool = False,
         verify: str = "quick",
         allow_subset: bool = False,
     ) -> None:
-        super().__init__(batch_size, num_workers, pin_memory)
+        super().__init__(batch_size, num_workers, pin_memory, drop_last)
         if cache not in CACHE_MODES:
             raise ValueError(f"unknown cache {cache!r}; valid choices: {', '.join(CACHE_MODES)}")
+        if resize not in RESIZE_MODES:
+            raise ValueError(f"unknown resize {resize!r}; valid choices: {', '.join(RESIZE_MODES)}")
+        if resize == "bilinear" and (target_size is None or self.squeeze_polarity):
+            raise ValueError("resize: bilinear needs a target_size (W, H) and a 2-D sensor")
         if not 0 <= val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
         self.data_dir = data_dir
@@ -207,11 +221,17 @@ class EventDataModule(SpikeDataModule):
             time_window=time_window,
             duration=duration,
             denoise_time=denoise_time,
-            target_size=tuple(target_size) if target_size is not None else None,
+            target_size=tuple(target_size) if target_size is not None and resize == "events" else None,
             time_origin=time_origin,
         )
-        self.train_transform = FramesToTensor(crop_padding, flip, max_roll, binarize, self.squeeze_polarity)
-        self.eval_transform = FramesToTensor(binarize=binarize, squeeze_polarity=self.squeeze_polarity)
+        # bilinear: frames are counted on the sensor and resized at load time, to (H, W) = target_size reversed
+        resize_to = (int(target_size[1]), int(target_size[0])) if resize == "bilinear" else None
+        self.train_transform = FramesToTensor(
+            crop_padding, flip, max_roll, binarize, self.squeeze_polarity, rotation=rotation, resize_to=resize_to
+        )
+        self.eval_transform = FramesToTensor(
+            binarize=binarize, squeeze_polarity=self.squeeze_polarity, resize_to=resize_to
+        )
         self.val_fraction = val_fraction
         self.split_seed = split_seed
         self.cache = cache
@@ -219,6 +239,8 @@ class EventDataModule(SpikeDataModule):
         self.verify = check_verify_mode(verify)
         self.allow_subset = allow_subset
         width, height, polarities = self.to_frames.frame_sensor_size
+        if resize_to is not None:
+            height, width = resize_to
         self.input_shape = (width,) if self.squeeze_polarity else (polarities, height, width)
         self.time_steps = self.to_frames.time_steps
         self.save_hyperparameters({"dataset": self.dataset_name})

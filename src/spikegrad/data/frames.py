@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import tonic.transforms as tt
 import torch
+import torch.nn.functional as F
 from torchvision.transforms import v2
 
 TIME_ORIGINS = ("first_event", "zero")
@@ -102,13 +103,17 @@ class EventsToFrames:
 
 @dataclass(frozen=True)
 class FramesToTensor:
-    """Cached frames (numpy) -> float tensor, with optional augmentation of the whole sequence.
+    """Cached frames (numpy) -> float tensor, with an optional resize and augmentation of the whole sequence.
 
-    The same random crop / flip / roll applies to all T frames of a sample: ``crop_padding`` pads by that
-    many pixels and crops back (a random shift, torchvision ``RandomCrop``), ``flip`` mirrors left-right
-    with probability 1/2 (torchvision ``RandomHorizontalFlip``), ``max_roll`` rolls H and W by a uniform
-    integer in ``[-max_roll, max_roll]`` with wrap-around. ``binarize`` clamps counts to {0, 1}.
-    ``squeeze_polarity`` turns ``[T, 1, X]`` (1-D sensors) into ``[T, X]``.
+    In this order: ``binarize`` clamps counts to {0, 1}; ``resize_to`` ``(H, W)`` resizes every frame by bilinear
+    interpolation with ``align_corners=True`` (the MSG code's ``F.interpolate(x, size, mode='bilinear',
+    align_corners=True)`` of the frames, Brain-Cog-Lab/msg, dataset.py:183); then the same random crop / flip /
+    rotation / roll applies to all T frames of a sample: ``crop_padding`` pads by that many pixels and crops back
+    (a random shift, torchvision ``RandomCrop``), ``flip`` mirrors left-right with probability 1/2 (torchvision
+    ``RandomHorizontalFlip``), ``rotation`` rotates by a uniform angle in ``[-rotation, rotation]`` degrees
+    (torchvision ``RandomRotation``: nearest neighbour, zeros outside), ``max_roll`` rolls H and W by a uniform
+    integer in ``[-max_roll, max_roll]`` with wrap-around. ``squeeze_polarity`` turns ``[T, 1, X]`` (1-D sensors)
+    into ``[T, X]``.
     """
 
     crop_padding: int = 0
@@ -116,6 +121,13 @@ class FramesToTensor:
     max_roll: int = 0
     binarize: bool = False
     squeeze_polarity: bool = False
+    rotation: float = 0.0
+    resize_to: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.crop_padding < 0 or self.max_roll < 0 or self.rotation < 0:
+            raise ValueError(f"crop_padding, max_roll and rotation must be >= 0, got {self.crop_padding}, "
+                             f"{self.max_roll} and {self.rotation}")
 
     def __call__(self, frames) -> torch.Tensor:
         x = torch.as_tensor(np.asarray(frames), dtype=torch.float32)
@@ -123,10 +135,14 @@ class FramesToTensor:
             x = x.clamp(max=1.0)
         if self.squeeze_polarity:
             return x.squeeze(1)
+        if self.resize_to is not None:
+            x = F.interpolate(x, size=tuple(self.resize_to), mode="bilinear", align_corners=True)
         if self.crop_padding > 0:
             x = v2.RandomCrop(tuple(x.shape[-2:]), padding=self.crop_padding)(x)
         if self.flip:
             x = v2.RandomHorizontalFlip()(x)
+        if self.rotation > 0:
+            x = v2.RandomRotation(self.rotation)(x)
         if self.max_roll > 0:
             dy, dx = torch.randint(-self.max_roll, self.max_roll + 1, (2,)).tolist()
             x = torch.roll(x, shifts=(dy, dx), dims=(-2, -1))

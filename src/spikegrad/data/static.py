@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -20,8 +21,11 @@ from spikegrad.data.verify import check_counts, check_verify_mode
 
 
 class Cutout:
-    """Cutout (DeVries & Taylor, arXiv 1708.04552): zero a ``length``×``length`` square, centred on a
-    uniformly drawn pixel and clipped at the border, in a ``[C, H, W]`` tensor."""
+    """Cutout (DeVries & Taylor, arXiv 1708.04552): zero a ``length``×``length`` square in every channel of a
+    ``[C, H, W]`` tensor. Its centre ``(y, x)`` is a uniformly drawn pixel and the square covers rows
+    ``[y - length//2, y + length//2)`` and columns ``[x - length//2, x + length//2)``, clipped at the border (so it
+    is smaller near an edge): one hole, as the MSG code's ``Cutout(n_holes=1, length=16)`` (Brain-Cog-Lab/msg,
+    dataset.py:935-973, used at dataset.py:747 and 822)."""
 
     def __init__(self, length: int = 16) -> None:
         if length < 1:
@@ -55,8 +59,13 @@ class TorchvisionDataModule(SpikeDataModule):
         split_seed: seed of that hold-out.
         crop_padding: random crop back to full size after zero padding by this many pixels (0: off).
         flip: random horizontal flip.
-        auto_augment: torchvision ``AutoAugment`` with the CIFAR-10 policy (Cubuk et al. 2019).
-        cutout: side of the Cutout square (0: off).
+        auto_augment: torchvision ``AutoAugment`` with the CIFAR-10 policy (Cubuk et al. 2019), after the crop and
+            flip.
+        cutout: side of the Cutout square (0: off), cut from the image in ``[0, 1]`` before it is normalised (as the
+            MSG code, dataset.py:747-748: the square is black; DeVries & Taylor cut after normalising).
+        mean, std: per-channel normalisation (``None``: the set's own statistics, ``mean`` and ``std`` of the
+            class); e.g. the MSG code's CIFAR-10 values ``[0.4914, 0.4822, 0.4465]``, ``[0.2023, 0.1994, 0.2010]``.
+        drop_last: leave out the last incomplete training batch of every epoch (as the MSG code does).
         download: download missing files in ``prepare_data`` (files that are present are never replaced).
         verify: checks at ``setup``: ``quick`` (files, sizes, headers, counts), ``full`` (also every label) or
             ``off``.
@@ -83,12 +92,15 @@ class TorchvisionDataModule(SpikeDataModule):
         flip: bool = False,
         auto_augment: bool = False,
         cutout: int = 0,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        drop_last: bool = False,
         download: bool = True,
         pin_memory: bool = False,
         verify: str = "quick",
         allow_subset: bool = False,
     ) -> None:
-        super().__init__(batch_size, num_workers, pin_memory)
+        super().__init__(batch_size, num_workers, pin_memory, drop_last)
         if not 0 <= val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
         if crop_padding < 0 or cutout < 0:
@@ -99,13 +111,18 @@ class TorchvisionDataModule(SpikeDataModule):
         self.download = download
         self.verify = check_verify_mode(verify)
         self.allow_subset = allow_subset
+        channels = self.input_shape[0]
+        mean, std = tuple(self.mean if mean is None else mean), tuple(self.std if std is None else std)
+        if len(mean) != channels or len(std) != channels or min(std) <= 0:
+            raise ValueError(f"{self.dataset_name}: mean and std need {channels} values each (std > 0), got "
+                             f"{list(mean)} and {list(std)}")
         size = self.input_shape[1:]
-        normalize = [tvt.ToTensor(), tvt.Normalize(self.mean, self.std)]
         augment = [tvt.RandomCrop(size, padding=crop_padding)] if crop_padding else []
         augment += [tvt.RandomHorizontalFlip()] if flip else []
         augment += [tvt.AutoAugment(tvt.AutoAugmentPolicy.CIFAR10)] if auto_augment else []
-        self.train_transform = tvt.Compose([*augment, *normalize, *([Cutout(cutout)] if cutout else [])])
-        self.eval_transform = tvt.Compose(normalize)
+        augment += [tvt.ToTensor()] + ([Cutout(cutout)] if cutout else [])
+        self.train_transform = tvt.Compose([*augment, tvt.Normalize(mean, std)])
+        self.eval_transform = tvt.Compose([tvt.ToTensor(), tvt.Normalize(mean, std)])
         self.save_hyperparameters({"dataset": self.dataset_name})
         self.split_sizes: dict[str, int] = {}
 
@@ -269,8 +286,9 @@ class FashionMNISTDataModule(_IdxDataModule):
 class CIFAR10DataModule(TorchvisionDataModule):
     """CIFAR-10 (Krizhevsky 2009): 50000 / 10000 32×32 colour images, 10 classes.
 
-    Default augmentation as the MSG / TET codes: random crop with 4-pixel padding and horizontal flip;
-    ``auto_augment`` and ``cutout: 16`` add the MSG paper's stronger recipe.
+    Default augmentation: random crop with 4-pixel padding and horizontal flip (the TET code's,
+    brain-intelligence-lab/temporal_efficient_training, data_loaders.py:18); ``auto_augment: true`` and
+    ``cutout: 16`` give the MSG code's pipeline (Brain-Cog-Lab/msg, dataset.py:742-749).
     """
 
     dataset_name = "CIFAR-10"
