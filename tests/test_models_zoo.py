@@ -1,4 +1,5 @@
-"""Paper backbones (parameter counts, shapes, a backward pass), the batch-norm forms, and the paper configs."""
+"""Paper backbones (layer lists and parameter counts against their sources, shapes, a backward pass), the batch-norm
+forms, and the paper configs."""
 
 from __future__ import annotations
 
@@ -21,31 +22,184 @@ from spikegrad.data.base import SpikeDataModule
 from spikegrad.models import Backbone
 from spikegrad.models.norm import RESIDUAL_ALPHA, SpikingBatchNorm, norm_factory
 from spikegrad.module import SpikingClassifier
-from spikegrad.neurons import LIF
+from spikegrad.neurons import LIF, SpikingNeuron
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAPER_CONFIGS = sorted(glob.glob(os.path.join(REPO_ROOT, "configs", "papers", "*.yaml")))
 
-# (backbone, input shape, classes) -> parameters, each worked out by hand from the layer list in the backbone's
-# docstring (conv weights + 2 per BN channel + Linear weights and biases) and, where one exists, equal to the
-# usual ANN count: CIFAR ResNet-18 11,173,962 and ResNet-34 21,282,122; torchvision's ResNet-34 21,797,672.
-PARAMETER_COUNTS = [
-    ("CIFARNet", (3, 32, 32), 10, 45_005_450),
-    ("CIFARNet", (3, 32, 32), 100, 45_051_620),
-    ("VGGSNN", (2, 48, 48), 10, 9_268_746),
-    ("VGG11", (3, 32, 32), 10, 9_228_362),
-    ("VGG16", (3, 32, 32), 10, 14_724_042),
-    ("ResNet18", (3, 32, 32), 10, 11_173_962),
-    ("ResNet18", (2, 48, 48), 10, 11_173_386),
-    ("ResNet19", (3, 32, 32), 10, 12_697_994),
-    ("ResNet20", (3, 32, 32), 10, 4_327_754),
-    ("ResNet34", (3, 32, 32), 10, 21_282_122),
-    ("SEWResNet34", (3, 224, 224), 1000, 21_797_672),
+# --- the source networks, transcribed from their code or paper independently of spikegrad's builders ---------
+# A layer list holds, in the order a forward pass runs them: ("conv", c_in, c_out, kernel, stride, padding, bias),
+# ("bn", channels), ("spike",) (a spiking layer: the ReLU of an ANN listing), ("avgpool" | "maxpool", kernel,
+# stride, padding), ("gap",) (global average pooling) and ("linear", n_in, n_out, bias).
+
+
+def conv_bn_spike(c_in, c_out, kernel=3, stride=1, bias=False):
+    return [("conv", c_in, c_out, kernel, stride, kernel // 2, bias), ("bn", c_out), ("spike",)]
+
+
+def plain_stack(c_in, layers):
+    """Conv3x3-BN-spike per number, 2x2 average pooling per "P" (a VGG-style list)."""
+    out = []
+    for item in layers:
+        if item == "P":
+            out.append(("avgpool", 2, 2, 0))
+        else:
+            out += conv_bn_spike(c_in, item)
+            c_in = item
+    return out
+
+
+def msg_cifarconvnet(k):
+    """Brain-Cog-Lab/msg, model/convnet.py:30-73 (CIFARConvNet), fc replaced by Linear(1024, K) (main.py:336)."""
+    return plain_stack(3, [256, 256, "P", 256, 256, "P", 512, 512, "P", 1024, 1024]) + [
+        ("gap",), ("linear", 1024, k, True)]
+
+
+def msg_vggnet(k):
+    """Brain-Cog-Lab/msg, model/convnet.py:124-165 (VGGNet) at 2×48×48: first conv given 2 input channels without
+    bias (snn_model.py:55-63), fc Linear(512·9, K) (main.py:342). TET's VGGSNN is the same list with conv biases."""
+    return plain_stack(2, [64, 128, "P", 256, 256, "P", 512, 512, "P", 512, 512, "P"]) + [
+        ("linear", 512 * 9, k, True)]
+
+
+def basic_block(c_in, c_out, stride):
+    """Shortcut added before the last spiking layer, BN(Conv1x1) where the shape changes (MSG resnet.py:12-37,
+    TET resnet_models.py:20-57, SNN_Calibration models/CIFAR/models/resnet.py BasicBlock)."""
+    layers = conv_bn_spike(c_in, c_out, 3, stride)
+    layers += [("conv", c_out, c_out, 3, 1, 1, False), ("bn", c_out)]
+    if stride != 1 or c_in != c_out:
+        layers += [("conv", c_in, c_out, 1, stride, 0, False), ("bn", c_out)]
+    return layers + [("spike",)]
+
+
+def msg_resnet18(c_in, k):
+    """Brain-Cog-Lab/msg, model/resnet.py:4, 12-77 with pool='avg' (main.py:347): stride 2 and a projection
+    wherever a block changes the width (resnet.py:15, 24-27); fc Linear(512, K) (main.py:348)."""
+    arch = ((2, 64, 64), (2, 64, 128), (2, 128, 256), (2, 256, 512))  # resnet.py:4
+    layers = conv_bn_spike(c_in, 64, 7, 2) + [("avgpool", 3, 2, 1)]
+    for n, first_in, width in arch:
+        for j in range(n):
+            i = first_in if j == 0 else width
+            layers += basic_block(i, width, 2 if i != width else 1)
+    return layers + [("gap",), ("linear", 512, k, True)]
+
+
+def staged_resnet(c_in, k, stem, blocks, widths, hidden=()):
+    """torchvision-style stages (stride 2 at the first block of every stage after the first), as He et al., CVPR
+    2016, Table 1; ``stem`` is the stem's layer list, whose last conv gives the width the stages start from."""
+    layers, c = list(stem), [layer for layer in stem if layer[0] == "conv"][-1][2]
+    for stage, (n, width) in enumerate(zip(blocks, widths, strict=True)):
+        for j in range(n):
+            layers += basic_block(c, width, 2 if stage > 0 and j == 0 else 1)
+            c = width
+    layers.append(("gap",))
+    for h in hidden:
+        layers += [("linear", c, h, True), ("spike",)]
+        c = h
+    return layers + [("linear", c, k, True)]
+
+
+def sew_resnet34(k):
+    """Fang et al., NeurIPS 2021, Fig. 1(c): ImageNet stem with max pooling, SEW blocks (both branches end in a
+    spiking layer; the projection is Conv1x1-BN-spike), ResNet-34's stages."""
+    layers, c = conv_bn_spike(3, 64, 7, 2) + [("maxpool", 3, 2, 1)], 64
+    for stage, (n, width) in enumerate(zip((3, 4, 6, 3), (64, 128, 256, 512), strict=True)):
+        for j in range(n):
+            stride = 2 if stage > 0 and j == 0 else 1
+            layers += conv_bn_spike(c, width, 3, stride) + conv_bn_spike(width, width)
+            if stride != 1 or c != width:
+                layers += conv_bn_spike(c, width, 1, stride)
+            c = width
+    return layers + [("gap",), ("linear", 512, k, True)]
+
+
+def vgg_cifar(cfg, k):
+    """Simonyan and Zisserman, ICLR 2015, Table 1 (A: VGG-11, D: VGG-16), CIFAR form: BN, average pooling, one
+    Linear head on the 512×1×1 features of a 32×32 input."""
+    return plain_stack(3, cfg) + [("linear", 512, k, True)]
+
+
+CIFAR_STEM = conv_bn_spike(3, 64)
+# (backbone, options, input shape, classes, the source's layer list, its parameter count as documented)
+SOURCES = [
+    ("CIFARConvNet", {}, (3, 32, 32), 10, msg_cifarconvnet(10), 19_489_546),
+    ("CIFARConvNet", {}, (3, 32, 32), 100, msg_cifarconvnet(100), 19_581_796),
+    ("VGGSNN", {}, (2, 48, 48), 10, msg_vggnet(10), 9_268_746),
+    ("ResNet18", {"stem": "imagenet", "stem_pool": "avg"}, (2, 48, 48), 10, msg_resnet18(2, 10), 11_178_506),
+    ("ResNet18", {}, (3, 32, 32), 10,
+     staged_resnet(3, 10, CIFAR_STEM, (2, 2, 2, 2), (64, 128, 256, 512)), 11_173_962),
+    ("ResNet18", {}, (2, 48, 48), 10,
+     staged_resnet(2, 10, conv_bn_spike(2, 64), (2, 2, 2, 2), (64, 128, 256, 512)), 11_173_386),
+    # the first author's ResNet-20 (yhhhli/SNN_Calibration, models/CIFAR/models/resnet.py:60-68, 153-154)
+    ("ResNet20", {}, (3, 32, 32), 10, staged_resnet(3, 10, CIFAR_STEM, (3, 3, 3), (64, 128, 256)), 4_327_754),
+    # tdBN's table (Zheng et al., AAAI 2021, Table 1): 128C3 stem, FC256 (no public code)
+    ("ResNet19", {}, (3, 32, 32), 10,
+     staged_resnet(3, 10, conv_bn_spike(3, 128), (3, 3, 2), (128, 256, 512), (256,)), 12_697_994),
+    # TET's ResNet-19 (resnet_models.py:68-92, 166-175): the same with a 64-channel stem
+    ("ResNet19", {"stem_channels": 64}, (3, 32, 32), 10,
+     staged_resnet(3, 10, CIFAR_STEM, (3, 3, 2), (128, 256, 512), (256,)), 12_630_858),
+    ("ResNet34", {}, (3, 32, 32), 10,
+     staged_resnet(3, 10, CIFAR_STEM, (3, 4, 6, 3), (64, 128, 256, 512)), 21_282_122),
+    ("SEWResNet34", {}, (3, 224, 224), 1000, sew_resnet34(1000), 21_797_672),
+    ("VGG11", {}, (3, 32, 32), 10, vgg_cifar([64, "P", 128, "P", 256, 256, "P", 512, 512, "P", 512, 512, "P"], 10),
+     9_228_362),
+    ("VGG16", {}, (3, 32, 32), 10, vgg_cifar([64, 64, "P", 128, 128, "P", 256, 256, 256, "P", 512, 512, 512, "P",
+                                               512, 512, 512, "P"], 10), 14_724_042),
 ]
+SOURCE_IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in options.items())}-{shape[1]}px-{k}"
+              for name, options, shape, k, _, _ in SOURCES]
+
+
+def source_parameters(layers) -> int:
+    """The parameter count of a layer list: conv weights (+ bias), 2 per BN channel, Linear weights + bias."""
+    total = 0
+    for layer in layers:
+        if layer[0] == "conv":
+            _, c_in, c_out, kernel, _, _, bias = layer
+            total += c_in * c_out * kernel * kernel + (c_out if bias else 0)
+        elif layer[0] == "bn":
+            total += 2 * layer[1]
+        elif layer[0] == "linear":
+            _, n_in, n_out, bias = layer
+            total += n_in * n_out + (n_out if bias else 0)
+    return total
+
+
+def layer_list(model: torch.nn.Module, x: torch.Tensor) -> list[tuple]:
+    """The layers a forward pass of ``model`` runs, in order, in the notation of the source lists."""
+    def describe(m):
+        if isinstance(m, torch.nn.Conv2d):
+            return ("conv", m.in_channels, m.out_channels, m.kernel_size[0], m.stride[0], m.padding[0],
+                    m.bias is not None)
+        if isinstance(m, SpikingBatchNorm):
+            return ("bn", m.bn.num_features)
+        if isinstance(m, SpikingNeuron):
+            return ("spike",)
+        if isinstance(m, (torch.nn.AvgPool2d, torch.nn.MaxPool2d)):
+            kind = "avgpool" if isinstance(m, torch.nn.AvgPool2d) else "maxpool"
+            if isinstance(m, torch.nn.AvgPool2d):
+                assert m.count_include_pad and not m.ceil_mode  # torch's defaults, as every source uses
+            return (kind, m.kernel_size, m.stride, m.padding)
+        if isinstance(m, torch.nn.AdaptiveAvgPool2d):
+            return ("gap",)
+        if isinstance(m, torch.nn.Linear):
+            return ("linear", m.in_features, m.out_features, m.bias is not None)
+        return None
+
+    seen: list[tuple] = []
+    hooks = [m.register_forward_hook(lambda m, i, o: seen.append(describe(m)))
+             for m in model.modules() if describe(m) is not None]
+    model.eval()  # one sample: BN normalises with its running statistics
+    with torch.no_grad():
+        model(x)
+    for hook in hooks:
+        hook.remove()
+    return seen
+
 
 # the input each backbone is built for (SEW-ResNet-34, an ImageNet network, at 64×64 rather than 224×224)
 PAPER_INPUTS = {
-    "CIFARNet": (3, 32, 32),
+    "CIFARConvNet": (3, 32, 32),
     "VGGSNN": (2, 48, 48),
     "VGG11": (3, 32, 32),
     "VGG16": (3, 32, 32),
@@ -70,11 +224,27 @@ def count_parameters(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-@pytest.mark.parametrize("name,shape,classes,expected", PARAMETER_COUNTS)
-def test_parameter_count(name, shape, classes, expected):
+@pytest.mark.parametrize("name,options,shape,classes,source,expected", SOURCES, ids=SOURCE_IDS)
+def test_parameter_count_equals_the_source_networks(name, options, shape, classes, source, expected):
+    assert source_parameters(source) == expected  # the source's count, from its layer list alone
     with torch.device("meta"):  # no memory, no initialisation: only the shapes
-        model = backbone_of(name, shape, classes, LIF)
+        model = backbone_of(name, shape, classes, LIF, **options)
     assert count_parameters(model) == expected
+
+
+# small inputs where the list does not depend on the size (a global pool before the head)
+LAYER_LIST_INPUTS = {"CIFARConvNet": (3, 8, 8), "ResNet20": (3, 8, 8), "ResNet19": (3, 8, 8), "ResNet34": (3, 8, 8),
+                     "SEWResNet34": (3, 16, 16)}
+
+
+@pytest.mark.parametrize("name,options,shape,classes,source,expected", SOURCES, ids=SOURCE_IDS)
+def test_layer_list_equals_the_source_networks(name, options, shape, classes, source, expected):
+    """Every convolution (channels, kernel, stride, padding, bias), BN, spiking layer, pooling and Linear layer of
+    the backbone, in the order the forward pass runs them, equals the source's list."""
+    shape = LAYER_LIST_INPUTS.get(name, shape)
+    torch.manual_seed(0)
+    model = backbone_of(name, shape, classes, LIF, **options)
+    assert layer_list(model, torch.rand(1, 1, *shape)) == source
 
 
 @pytest.mark.parametrize("norm", ["tbn", "per_step", "tdbn"])
@@ -109,7 +279,7 @@ def test_backbone_with_norm_option_runs(norm):
 
 
 def test_every_backbone_is_a_backbone_class_with_its_options_in_the_signature():
-    for name in ("CIFARNet", "VGGSNN", "ResNet18", "ResNet19", "ResNet20", "ResNet34", "VGG11", "VGG16",
+    for name in ("CIFARConvNet", "VGGSNN", "ResNet18", "ResNet19", "ResNet20", "ResNet34", "VGG11", "VGG16",
                  "SEWResNet34", "SpikingMLP", "SpikingConvNet", "SpikingVGG", "SpikingResNet", "SEWResNet"):
         cls = getattr(models, name)
         assert issubclass(cls, Backbone) and not inspect.isabstract(cls)
@@ -125,6 +295,10 @@ def test_bad_settings_are_one_line_errors():
         backbone_of("ResNet18", (3, 32, 32), 10, LIF, norm="layer")
     with pytest.raises(ValueError, match="at least 16x16"):
         backbone_of("VGGSNN", (2, 8, 8), 10, LIF)
+    with pytest.raises(ValueError, match="resnet18: unknown stem 'tiny'; valid choices: cifar, imagenet"):
+        backbone_of("ResNet18", (3, 32, 32), 10, LIF, stem="tiny")
+    with pytest.raises(ValueError, match="resnet18: unknown stem_pool 'sum'; valid choices: avg, max"):
+        backbone_of("ResNet18", (3, 32, 32), 10, LIF, stem="imagenet", stem_pool="sum")
     with pytest.raises(ValueError, match="ADD, AND, IAND"):
         backbone_of("SEWResNet34", (3, 16, 16), 10, LIF, connect="OR")
 

@@ -3,20 +3,19 @@
 
 Configs name one by class in ``model.backbone`` (short names work for the classes below). Small nets:
 ``SpikingMLP``, ``SpikingConvNet``; the papers' backbones (docs/reproduction.md lists sources and parameter
-counts), each a class with its paper's defaults, like torchvision's ``resnet18()``: ``CIFARNet``, ``VGGSNN``,
-``VGG11``, ``VGG16``, ``ResNet18``, ``ResNet19``, ``ResNet20``, ``ResNet34``, ``SEWResNet34``, and the general
-``SpikingVGG``, ``SpikingResNet``, ``SEWResNet`` they are built from.
+counts), each a class with its paper's defaults, like torchvision's ``resnet18()``: ``CIFARConvNet``,
+``VGGSNN``, ``VGG11``, ``VGG16``, ``ResNet18``, ``ResNet19``, ``ResNet20``, ``ResNet34``, ``SEWResNet34``, and the
+general ``SpikingVGG``, ``SpikingResNet``, ``SEWResNet`` they are built from.
 """
 
 from spikegrad.models.base import Backbone, BackboneFactory, NeuronFactory
-from spikegrad.models.cifarnet import CIFARNet
 from spikegrad.models.convnet import SpikingConvNet
 from spikegrad.models.layers import TimeDistributed
 from spikegrad.models.mlp import SpikingMLP
 from spikegrad.models.norm import NORMS
 from spikegrad.models.resnet import ResNet18, ResNet19, ResNet20, ResNet34, SpikingResNet
 from spikegrad.models.sew_resnet import SEWResNet, SEWResNet34
-from spikegrad.models.vgg import VGG11, VGG16, VGGSNN, SpikingVGG
+from spikegrad.models.vgg import VGG11, VGG16, VGGSNN, CIFARConvNet, SpikingVGG
 
 __all__ = [
     "NORMS",
@@ -26,7 +25,7 @@ __all__ = [
     "TimeDistributed",
     "SpikingMLP",
     "SpikingConvNet",
-    "CIFARNet",
+    "CIFARConvNet",
     "SpikingVGG",
     "VGGSNN",
     "VGG11",

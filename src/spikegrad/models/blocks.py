@@ -10,7 +10,20 @@ from spikegrad.models.base import NeuronFactory
 from spikegrad.models.layers import Flatten, TimeDistributed
 from spikegrad.models.norm import NormFactory, norm_factory
 
-__all__ = ["conv_norm", "conv_norm_spike", "linear_head", "make_norm", "neuron_threshold", "spatial_size"]
+__all__ = [
+    "STEMS",
+    "STEM_POOLS",
+    "conv_norm",
+    "conv_norm_spike",
+    "linear_head",
+    "make_norm",
+    "neuron_threshold",
+    "spatial_size",
+    "spiking_stem",
+]
+
+STEMS = ("cifar", "imagenet")
+STEM_POOLS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
 
 
 def neuron_threshold(neuron: NeuronFactory) -> float:
@@ -36,6 +49,28 @@ def conv_norm_spike(
 ) -> nn.Sequential:
     """``Conv -> BN -> spiking layer``, the basic unit of every backbone here."""
     return nn.Sequential(*conv_norm(c_in, c_out, norm, kernel, stride), neuron())
+
+
+def spiking_stem(
+    c_in: int, c_out: int, norm: NormFactory, neuron: NeuronFactory, stem: str, pool: str, name: str
+) -> list[nn.Module]:
+    """The first layers of a ResNet, in one of two forms:
+
+    * ``cifar``: ``Conv3x3 (stride 1) -> BN -> LIF`` (the CIFAR stem of the SNN literature: TET, Dspike);
+    * ``imagenet``: ``Conv7x7 (stride 2, padding 3) -> BN -> LIF -> Pool3x3 (stride 2, padding 1)`` (He et al.,
+      CVPR 2016, Table 1), which divides the resolution by 4; ``pool`` is ``max`` (He et al., SEW-ResNet) or
+      ``avg`` (the MSG code's ResNet-18, with torch's default ``count_include_pad=True``).
+    """
+    if stem not in STEMS:
+        raise ValueError(f"{name}: unknown stem {stem!r}; valid choices: {', '.join(STEMS)}")
+    if pool not in STEM_POOLS:
+        raise ValueError(f"{name}: unknown stem_pool {pool!r}; valid choices: {', '.join(STEM_POOLS)}")
+    if stem == "cifar":
+        return [conv_norm_spike(c_in, c_out, norm, neuron)]
+    return [
+        conv_norm_spike(c_in, c_out, norm, neuron, kernel=7, stride=2),
+        TimeDistributed(STEM_POOLS[pool](3, stride=2, padding=1)),
+    ]
 
 
 def spatial_size(input_shape: Sequence[int], min_size: int, name: str) -> tuple[int, int]:

@@ -6,7 +6,9 @@
   normalised with the same mean and variance (the usual multi-step implementation, e.g. TET, SpikingJelly).
 * ``per_step``: the statistics of each step are taken over that step's ``B×H×W`` alone, with one shared
   affine transform and one shared running estimate (updated once per step); this is what a network run
-  step by step does, as the MSG code (Li et al., Neural Networks 2024, on BrainCog) does.
+  step by step does: the MSG code (Li et al., Neural Networks 2024; Brain-Cog-Lab/msg, standalone PyTorch) calls
+  its network once per time step (snn_model.py:35-36), so its ``nn.BatchNorm2d`` layers normalise each step with
+  that step's batch statistics and update their running estimates T times per batch.
 * ``tdbn``, threshold-dependent BN (Zheng, Wu, Deng, Hu, Li, "Going deeper with directly-trained larger
   spiking neural networks", AAAI 2021, Eq. 7): statistics over ``T×B×H×W`` and the normalised value is
   scaled by ``α·θ`` before the affine transform, ``y = λ·(α·θ·x̂) + β``, with θ the neurons' threshold and

@@ -1,4 +1,4 @@
-"""Spiking ResNets in the CIFAR forms of the SNN literature: ResNet-18, -19, -20 and -34.
+"""Spiking ResNets of the SNN literature: ResNet-18, -19, -20 and -34.
 
 Every form uses the same residual block, the one of tdBN (Zheng et al., AAAI 2021, Fig. 3) and of the
 TET / Dspike / MSG code: the shortcut is added *before* the block's last spiking layer, ::
@@ -6,14 +6,19 @@ TET / Dspike / MSG code: the shortcut is added *before* the block's last spiking
     out = LIF( BN(Conv3x3( LIF(BN(Conv3x3_s(x))) )) + shortcut(x) ),
     shortcut = x, or BN(Conv1x1_s(x)) where the width or the resolution changes,
 
-and a CIFAR stem: one ``Conv3x3 (stride 1, no bias) -> BN -> LIF`` and no max pooling. After the stages come a
-global average pool and a Linear head giving per-step logits (ResNet-19 has a spiking FC256 before it).
+and a stem (``stem``): ``cifar`` (default), one ``Conv3x3 (stride 1, no bias) -> BN -> LIF`` and no pooling, as in
+the CIFAR code of TET and Dspike's first author; or ``imagenet``, ``Conv7x7 (stride 2) -> BN -> LIF -> Pool3x3
+(stride 2)`` (He et al., CVPR 2016, Table 1), with max pooling (``stem_pool: max``, He et al.) or average pooling
+(``stem_pool: avg``, the ResNet-18 of the MSG code, Brain-Cog-Lab/msg, model/resnet.py:43-50, built with
+``pool='avg'`` by main.py:347). After the stages come a global average pool and a Linear head giving per-step
+logits (ResNet-19 has a spiking FC256 before it).
 
 ======== ============================================== ============== ==================================
 name     stages (blocks × width), source                 stem           parameters (3×32×32, 10 classes)
 ======== ============================================== ============== ==================================
-resnet18 2×64, 2×128, 2×256, 2×512 (He et al. CVPR 2016  64             11,173,962
-         Table 1, with the CIFAR stem as in TET / MSG)
+resnet18 2×64, 2×128, 2×256, 2×512 (He et al. CVPR 2016  64             11,173,962 (CIFAR stem);
+         Table 1)                                                      11,178,506 at 2×48×48 with the
+                                                                       ImageNet stem (the MSG code's)
 resnet19 3×128, 3×256, 2×512 + FC256 (Zheng et al.       128            12,697,994
          "Going deeper with directly-trained larger
          SNNs", AAAI 2021, Table 1)
@@ -23,8 +28,7 @@ resnet20 3×64, 3×128, 3×256 (the ResNet-20 of the CIFAR 64             4,327,
          ResNet-20 at 4× width; ``widths: [16, 32, 64]``
          with ``stem_channels: 16`` gives the original
          0.27 M-parameter net)
-resnet34 3×64, 4×128, 6×256, 3×512 (He et al. Table 1,   64             21,282,122
-         CIFAR stem)
+resnet34 3×64, 4×128, 6×256, 3×512 (He et al. Table 1)  64             21,282,122 (CIFAR stem)
 ======== ============================================== ============== ==================================
 
 With ``norm: tdbn`` the two batch norms a block adds (its second one and the shortcut's) use α = 1/√2.
@@ -38,7 +42,7 @@ import torch
 from torch import nn
 
 from spikegrad.models.base import Backbone, NeuronFactory
-from spikegrad.models.blocks import conv_norm, conv_norm_spike, linear_head, make_norm, spatial_size
+from spikegrad.models.blocks import conv_norm, conv_norm_spike, linear_head, make_norm, spatial_size, spiking_stem
 from spikegrad.models.layers import TimeDistributed
 from spikegrad.models.norm import RESIDUAL_ALPHA, NormFactory
 
@@ -63,7 +67,7 @@ class SpikingBasicBlock(nn.Module):
 
 
 class SpikingResNet(nn.Sequential, Backbone):
-    """Spiking ResNet with a CIFAR stem; ``[T, B, C, H, W]`` -> per-step logits ``[T, B, K]``.
+    """Spiking ResNet; ``[T, B, C, H, W]`` -> per-step logits ``[T, B, K]``.
 
     Args:
         input_shape: ``(C, H, W)`` of one step.
@@ -72,6 +76,9 @@ class SpikingResNet(nn.Sequential, Backbone):
         blocks: residual blocks per stage; every stage after the first halves the resolution.
         widths: channels per stage.
         stem_channels: channels of the stem convolution.
+        stem: ``cifar`` (3×3 stride-1 convolution) or ``imagenet`` (7×7 stride-2 convolution and a 3×3 stride-2
+            pooling: a quarter of the resolution).
+        stem_pool: ``max`` or ``avg``, the pooling of the ``imagenet`` stem.
         norm: batch-norm form, ``tbn``, ``per_step`` or ``tdbn`` (see :mod:`spikegrad.models.norm`).
         hidden: widths of spiking fully connected layers before the Linear head.
         dropout: dropout probability before each fully connected layer.
@@ -86,6 +93,8 @@ class SpikingResNet(nn.Sequential, Backbone):
         blocks: Sequence[int] = (2, 2, 2, 2),
         widths: Sequence[int] = (64, 128, 256, 512),
         stem_channels: int = 64,
+        stem: str = "cifar",
+        stem_pool: str = "max",
         norm: str = "tbn",
         hidden: Sequence[int] = (),
         dropout: float = 0.0,
@@ -95,7 +104,7 @@ class SpikingResNet(nn.Sequential, Backbone):
         if len(blocks) != len(widths) or not blocks or min(blocks) < 1:
             raise ValueError(f"{name}: blocks {list(blocks)} and widths {list(widths)} need equal length, >= 1 each")
         bn = make_norm(norm, neuron)
-        layers: list[nn.Module] = [conv_norm_spike(int(input_shape[0]), stem_channels, bn, neuron)]
+        layers: list[nn.Module] = spiking_stem(int(input_shape[0]), stem_channels, bn, neuron, stem, stem_pool, name)
         c = stem_channels
         for stage, (n, width) in enumerate(zip(blocks, widths, strict=True)):
             stage_blocks = []
@@ -110,27 +119,31 @@ class SpikingResNet(nn.Sequential, Backbone):
 
 
 class ResNet18(SpikingResNet):
-    """Spiking ResNet-18, CIFAR stem (11.17 M parameters at 3×32×32, 10 classes); options as :class:`SpikingResNet`."""
+    """Spiking ResNet-18 (11.17 M parameters at 3×32×32 with the CIFAR stem, 10 classes); options as
+    :class:`SpikingResNet`. The MSG code's ResNet-18 is ``stem: imagenet, stem_pool: avg``."""
 
     def __init__(
         self, input_shape: Sequence[int], num_classes: int, neuron: NeuronFactory,
         blocks: Sequence[int] = (2, 2, 2, 2), widths: Sequence[int] = (64, 128, 256, 512), stem_channels: int = 64,
-        norm: str = "tbn", hidden: Sequence[int] = (), dropout: float = 0.0,
+        stem: str = "cifar", stem_pool: str = "max", norm: str = "tbn", hidden: Sequence[int] = (),
+        dropout: float = 0.0,
     ) -> None:
-        super().__init__(input_shape, num_classes, neuron, blocks, widths, stem_channels, norm, hidden, dropout,
-                         "resnet18")
+        super().__init__(input_shape, num_classes, neuron, blocks=blocks, widths=widths, stem_channels=stem_channels,
+                         stem=stem, stem_pool=stem_pool, norm=norm, hidden=hidden, dropout=dropout, name="resnet18")
 
 
 class ResNet19(SpikingResNet):
-    """Spiking ResNet-19 of tdBN (12.70 M parameters at 3×32×32, 10 classes); options as :class:`SpikingResNet`."""
+    """Spiking ResNet-19 of tdBN (12.70 M parameters at 3×32×32, 10 classes); options as :class:`SpikingResNet`.
+    TET's code builds it with a 64-channel stem (``stem_channels: 64``)."""
 
     def __init__(
         self, input_shape: Sequence[int], num_classes: int, neuron: NeuronFactory,
         blocks: Sequence[int] = (3, 3, 2), widths: Sequence[int] = (128, 256, 512), stem_channels: int = 128,
-        norm: str = "tbn", hidden: Sequence[int] = (256,), dropout: float = 0.0,
+        stem: str = "cifar", stem_pool: str = "max", norm: str = "tbn", hidden: Sequence[int] = (256,),
+        dropout: float = 0.0,
     ) -> None:
-        super().__init__(input_shape, num_classes, neuron, blocks, widths, stem_channels, norm, hidden, dropout,
-                         "resnet19")
+        super().__init__(input_shape, num_classes, neuron, blocks=blocks, widths=widths, stem_channels=stem_channels,
+                         stem=stem, stem_pool=stem_pool, norm=norm, hidden=hidden, dropout=dropout, name="resnet19")
 
 
 class ResNet20(SpikingResNet):
@@ -140,19 +153,22 @@ class ResNet20(SpikingResNet):
     def __init__(
         self, input_shape: Sequence[int], num_classes: int, neuron: NeuronFactory,
         blocks: Sequence[int] = (3, 3, 3), widths: Sequence[int] = (64, 128, 256), stem_channels: int = 64,
-        norm: str = "tbn", hidden: Sequence[int] = (), dropout: float = 0.0,
+        stem: str = "cifar", stem_pool: str = "max", norm: str = "tbn", hidden: Sequence[int] = (),
+        dropout: float = 0.0,
     ) -> None:
-        super().__init__(input_shape, num_classes, neuron, blocks, widths, stem_channels, norm, hidden, dropout,
-                         "resnet20")
+        super().__init__(input_shape, num_classes, neuron, blocks=blocks, widths=widths, stem_channels=stem_channels,
+                         stem=stem, stem_pool=stem_pool, norm=norm, hidden=hidden, dropout=dropout, name="resnet20")
 
 
 class ResNet34(SpikingResNet):
-    """Spiking ResNet-34, CIFAR stem (21.28 M parameters at 3×32×32, 10 classes); options as :class:`SpikingResNet`."""
+    """Spiking ResNet-34 (21.28 M parameters at 3×32×32 with the CIFAR stem, 10 classes); options as
+    :class:`SpikingResNet`."""
 
     def __init__(
         self, input_shape: Sequence[int], num_classes: int, neuron: NeuronFactory,
         blocks: Sequence[int] = (3, 4, 6, 3), widths: Sequence[int] = (64, 128, 256, 512), stem_channels: int = 64,
-        norm: str = "tbn", hidden: Sequence[int] = (), dropout: float = 0.0,
+        stem: str = "cifar", stem_pool: str = "max", norm: str = "tbn", hidden: Sequence[int] = (),
+        dropout: float = 0.0,
     ) -> None:
-        super().__init__(input_shape, num_classes, neuron, blocks, widths, stem_channels, norm, hidden, dropout,
-                         "resnet34")
+        super().__init__(input_shape, num_classes, neuron, blocks=blocks, widths=widths, stem_channels=stem_channels,
+                         stem=stem, stem_pool=stem_pool, norm=norm, hidden=hidden, dropout=dropout, name="resnet34")

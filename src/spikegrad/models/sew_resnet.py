@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from spikegrad.models.base import Backbone, NeuronFactory
-from spikegrad.models.blocks import conv_norm_spike, linear_head, make_norm, spatial_size
+from spikegrad.models.blocks import conv_norm_spike, linear_head, make_norm, spatial_size, spiking_stem
 from spikegrad.models.layers import TimeDistributed
 from spikegrad.models.norm import NormFactory
 
@@ -89,10 +89,7 @@ class SEWResNet(nn.Sequential, Backbone):
             raise ValueError(f"{name}: blocks {list(blocks)} and widths {list(widths)} need equal length, >= 1 each")
         bn = make_norm(norm, neuron)
         c = widths[0]
-        layers: list[nn.Module] = [
-            conv_norm_spike(int(input_shape[0]), c, bn, neuron, kernel=7, stride=2),
-            TimeDistributed(nn.MaxPool2d(3, stride=2, padding=1)),
-        ]
+        layers: list[nn.Module] = spiking_stem(int(input_shape[0]), c, bn, neuron, "imagenet", "max", name)
         for stage, (n, width) in enumerate(zip(blocks, widths, strict=True)):
             stage_blocks = []
             for i in range(n):

@@ -45,7 +45,8 @@ class Surrogate(ABC):
             one, so that searches (Dspike, PSG) treat all shapes alike.
         mask_p: masked surrogate gradient (MSG) drop probability ``p`` in ``[0, 1)``; ``0`` switches masking off.
         mask_rescale: divide the kept entries by ``1 - p`` so that ``E[g̃] = g`` (not done in the MSG code).
-        mask_fill: the derivative used for dropped entries (the MSG code's substitute); ``0`` drops them.
+        mask_fill: a constant derivative for the dropped entries (our option; the MSG code's substitutes are whole
+            surrogate functions, and its MSG default drops the entries); ``0`` drops them.
     """
 
     # alpha values whose backward stays finite in float16: the derivative's peak and every factor the backward

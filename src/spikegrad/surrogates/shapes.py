@@ -12,10 +12,13 @@ class           g(x)                                                 alpha means
 ``DSpike``      ``b·(1 - tanh²(b·x/w)) / (2·w·tanh(b/2))``, |x|<=w/2   temperature ``b`` 3.0
 ==============  ===================================================  ===============  =======
 
-Sources: rectangle/triangle/sigmoid/atan as in SpikingJelly and the MSG paper (Li et al., Neural Networks
-2024, triangle with α = 2); Dspike from Li et al., "Differentiable Spike", NeurIPS 2021, where the forward
-function on ``z = h/θ ∈ [0, 1]`` is ``[tanh(b(z - ½)) + tanh(b/2)] / [2 tanh(b/2)]``; recentred on the
-threshold its derivative w.r.t. ``x = h - θ`` is the formula above with window width ``w = θ``.
+Sources: rectangle/triangle/sigmoid/atan as in SpikingJelly (each integrates to 1). The triangle is the MSG
+code's ``PiecewiseLinearGrad`` / ``MixedPLGrad`` (Brain-Cog-Lab/msg, surrogate.py:173-175 and 338-340, used with
+α = 2) exactly. The MSG code's ``AtanGrad`` (surrogate.py:258-260) is ``α / (1 + (π/2·α·x)²)``, twice ``ATan`` at
+the same α (it integrates to 2): the same width needs the same α, and the code's gradient is ours times 2 (no
+single α of ours gives both its width and its height). Dspike from Li et al., "Differentiable Spike", NeurIPS
+2021, where the forward function on ``z = h/θ ∈ [0, 1]`` is ``[tanh(b(z - ½)) + tanh(b/2)] / [2 tanh(b/2)]``;
+recentred on the threshold its derivative w.r.t. ``x = h - θ`` is the formula above with window width ``w = θ``.
 
 Every shape takes the masking options of MSG (``mask_p``, ``mask_rescale``, ``mask_fill``) through
 :class:`spikegrad.surrogates.base.Surrogate`. In configs::
