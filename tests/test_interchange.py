@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from _peers import agreement, digits_test_set, run_ours
-from _tiny_run import run_cli, run_main, tiny_config
+from _tiny_run import run_main, tiny_config
 from spikegrad.errors import UsageError
 from spikegrad.interchange import NIRBackbone, ScaledInputNeuron, export_backbone
 from spikegrad.interchange.command import classifier_from_checkpoint
@@ -211,12 +211,13 @@ def test_a_batch_norm_without_running_statistics_is_refused():
 
 
 # --- the commands ---------------------------------------------------------------------------------------------------
-def test_spikegrad_export_writes_a_file_nir_reads_and_spikegrad_test_scores_it_the_same(tmp_path, digits_checkpoints):
+def test_spikegrad_export_writes_a_file_nir_reads_and_spikegrad_test_scores_it_the_same(tmp_path, digits_checkpoints,
+                                                                                       capsys):
     ckpt = digits_checkpoints["convnet"]
     out = tmp_path / "convnet.nir"
-    result = run_cli(["export", "--ckpt_path", ckpt, "--out", str(out)], tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "not exported, training only" in result.stdout and f"wrote {out}" in result.stdout
+    run_main(["export", "--ckpt_path", ckpt, "--out", str(out)], tmp_path)
+    printed = capsys.readouterr().out
+    assert "not exported, training only" in printed and f"wrote {out}" in printed
     graph = nir.read(str(out))
     assert graph.metadata["dt"] == 1e-4 and graph.metadata["time_steps"] == 4
     assert graph.metadata["decoder"] == "MeanDecoder"
@@ -245,9 +246,14 @@ def _last_test_accuracy(folder) -> float:
     return events.Scalars("test/acc")[-1].value
 
 
-def test_spikegrad_export_errors_are_one_line(tmp_path, digits_checkpoints):
-    missing = run_cli(["export", "--ckpt_path", str(tmp_path / "none.ckpt"), "--out", "m.nir"], tmp_path)
-    assert missing.returncode == 2 and missing.stderr.strip().count("\n") == 0
-    assert "no such checkpoint file" in missing.stderr
-    folder = run_cli(["export", "--ckpt_path", digits_checkpoints["mlp"], "--out", "nowhere/m.nir"], tmp_path)
-    assert folder.returncode == 2 and "does not exist" in folder.stderr
+def test_spikegrad_export_errors_are_one_line(tmp_path, digits_checkpoints, capsys):
+    for args, message in (
+        (["--ckpt_path", str(tmp_path / "none.ckpt"), "--out", "m.nir"], "no such checkpoint file"),
+        (["--ckpt_path", digits_checkpoints["mlp"], "--out", "nowhere/m.nir"], "does not exist"),
+        (["--ckpt_path", digits_checkpoints["mlp"], "--out", "m.nir", "--dt", "0"], "dt must be > 0"),
+    ):
+        with pytest.raises(SystemExit) as stopped:
+            run_main(["export", *args], tmp_path)
+        error = capsys.readouterr().err
+        assert stopped.value.code == 2 and message in error and error.count("\n") == 1
+        assert error.startswith("spikegrad export: error: ")

@@ -279,6 +279,10 @@ def main(args: list[str] | None = None) -> None:
         from spikegrad.interchange.command import main as export_main
 
         return export_main(argv[1:])
+    if argv and argv[0] == "neurobench":  # spikegrad neurobench --ckpt_path FILE (NeuroBench's figures and ours)
+        from spikegrad.interchange.neurobench import main as neurobench_main
+
+        return neurobench_main(argv[1:])
     try:
         SpikegradCLI(
             SpikingClassifier,
