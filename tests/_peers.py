@@ -214,7 +214,60 @@ def agreement_rows(ckpt_path: str, folder: str) -> list[str]:
     return rows
 
 
-if __name__ == "__main__":  # the agreement table of docs/export.md: python tests/_peers.py [CKPT ...]
+def random_mlp(neuron) -> torch.nn.Module:
+    """An MLP (64-32, no batch norm) with fixed random weights strong enough for every layer to fire often."""
+    from spikegrad.models import SpikingMLP
+
+    torch.manual_seed(0)
+    model = SpikingMLP((1, 8, 8), 10, neuron, hidden=(64, 32), batch_norm=False)
+    for parameter in model.parameters():
+        parameter.data *= 3
+    return model.eval()
+
+
+def plif() -> torch.nn.Module:
+    """A PLIF layer with τ = 1/sigmoid(-0.3) = 2.35 (not a power of two)."""
+    from spikegrad.neurons import PLIF
+
+    layer = PLIF(init_tau=2.0)
+    layer.w.data.fill_(-0.3)
+    return layer
+
+
+def neuron_form_rows(folder: str, steps: int = 6) -> list[str]:
+    """Markdown rows: each neuron form in an MLP with random weights, on the digits test set, in each peer."""
+    import os
+
+    from spikegrad.interchange import export_backbone
+    from spikegrad.neurons import IF, LIF
+
+    forms = {
+        "LIF charge form, τ = 2": lambda: LIF(tau=2.0),
+        "LIF charge form, τ = 3": lambda: LIF(tau=3.0),
+        "PLIF, τ = 2.35": plif,
+        "LIF leak form, τ = 2": lambda: LIF(tau=2.0, decay_input=False),
+        "IF": IF,
+    }
+    images, labels = digits_test_set()
+    inputs = images.unsqueeze(0).expand(steps, -1, -1, -1, -1)
+    rows = []
+    for label, neuron in forms.items():
+        model = random_mlp(neuron)
+        path = os.path.join(folder, "form.nir")
+        nir.write(path, export_backbone(model, (1, 8, 8)).graph)
+        ours = run_ours(model, inputs)
+        cells = []
+        for make in (snntorch_module, norse_module):
+            try:
+                measured = agreement(ours, run_peer(make(path), inputs))
+                cells.append(f"{measured.equal_spikes:.6f} (predictions {measured.equal_predictions:.4f})")
+            except AssertionError as error:
+                cells.append(f"refused: {error}")
+        rows.append(f"| {label} | {' | '.join(cells)} |")
+    return rows
+
+
+if __name__ == "__main__":  # the agreement tables of docs/export.md: python tests/_peers.py [CKPT ...]
     import sys
     import tempfile
 
@@ -225,3 +278,5 @@ if __name__ == "__main__":  # the agreement table of docs/export.md: python test
     print("| model | run by | equal spikes | test accuracy |\n|---|---|---|---|")
     for checkpoint in checkpoints:
         print("\n".join(agreement_rows(checkpoint, folder)))
+    print("\n| neuron (random-weight MLP, T = 6) | snnTorch: equal spikes | Norse: equal spikes |\n|---|---|---|")
+    print("\n".join(neuron_form_rows(folder)))

@@ -10,11 +10,20 @@ import nir
 import pytest
 import torch
 
-from _peers import accuracy, agreement, digits_test_set, norse_module, run_ours, run_peer, snntorch_module
+from _peers import (
+    accuracy,
+    agreement,
+    digits_test_set,
+    norse_module,
+    plif,
+    random_mlp,
+    run_ours,
+    run_peer,
+    snntorch_module,
+)
 from spikegrad.interchange import NIRBackbone, export_backbone
 from spikegrad.interchange.command import classifier_from_checkpoint, export
-from spikegrad.models import SpikingMLP
-from spikegrad.neurons import IF, LIF, PLIF
+from spikegrad.neurons import IF, LIF
 
 SHAPE = (1, 8, 8)
 
@@ -43,31 +52,17 @@ def test_a_trained_model_runs_in_the_peer_with_identical_spikes(tmp_path, digits
     assert accuracy(theirs.outputs, labels) == accuracy(ours.outputs, labels) > 0.5
 
 
-def _mlp(neuron) -> SpikingMLP:
-    torch.manual_seed(0)
-    model = SpikingMLP(SHAPE, 10, neuron, hidden=(64, 32), batch_norm=False)
-    for parameter in model.parameters():
-        parameter.data *= 3  # enough input current for every layer to fire often
-    return model.eval()
-
-
-def _plif():
-    layer = PLIF(init_tau=2.0)
-    layer.w.data.fill_(-0.3)  # τ = 1/sigmoid(-0.3) = 2.35, not a power of two
-    return layer
-
-
 @pytest.mark.parametrize(
     ("neuron", "snntorch_equal", "norse_equal"),
     [
         (lambda: LIF(tau=3.0), 1.0, 1.0),
-        (_plif, 1.0, 1.0),
+        (plif, 1.0, 1.0),
         (lambda: LIF(tau=2.0, decay_input=False), 1.0, None),  # Norse ignores R (it warns): see below
         (IF, None, 1.0),  # snnTorch's importer refuses R != 1 for an IF (and reads it as a leaky neuron)
     ],
 )
 def test_every_neuron_form_in_the_peers(tmp_path, test_set, neuron, snntorch_equal, norse_equal):
-    model = _mlp(neuron)
+    model = random_mlp(neuron)
     path = str(tmp_path / "mlp.nir")
     nir.write(path, export_backbone(model, SHAPE).graph)
     inputs = test_set[0].unsqueeze(0).expand(6, -1, -1, -1, -1)
@@ -82,8 +77,7 @@ def test_every_neuron_form_in_the_peers(tmp_path, test_set, neuron, snntorch_equ
     if norse_equal is not None:
         assert agreement(ours, norse).equal_spikes == norse_equal
     else:  # Norse runs every LIF as the charge form (R = 1): it equals our LIF with decay_input true
-        charge_form = model.__class__(SHAPE, 10, lambda: LIF(tau=2.0), hidden=(64, 32), batch_norm=False).eval()
-        charge_form.load_state_dict(model.state_dict())
+        charge_form = random_mlp(lambda: LIF(tau=2.0))  # the same weights
         assert agreement(run_ours(charge_form, inputs), norse).equal_spikes == 1.0
         assert agreement(ours, norse).equal_spikes < 0.95
 
