@@ -188,7 +188,7 @@ def agreement_rows(ckpt_path: str, folder: str) -> list[str]:
     import os
 
     from spikegrad.interchange.command import classifier_from_checkpoint, export
-    from spikegrad.interchange.from_nir import NIRBackbone
+    from spikegrad.models.nir_graph import NIRBackbone
     from spikegrad.neurons import LIF
 
     classifier = classifier_from_checkpoint(ckpt_path)

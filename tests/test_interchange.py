@@ -13,7 +13,7 @@ import torch
 from _peers import agreement, digits_test_set, run_ours
 from _tiny_run import run_main, tiny_config
 from spikegrad.errors import UsageError
-from spikegrad.interchange import NIRBackbone, ScaledInputNeuron, export_backbone
+from spikegrad.interchange import NIRBackbone, export_backbone
 from spikegrad.interchange.command import classifier_from_checkpoint
 from spikegrad.interchange.discretisation import neuron_node, neuron_steps
 from spikegrad.models import SpikingConvNet, SpikingMLP, SpikingResNet, SpikingVGG
@@ -170,7 +170,7 @@ def test_plif_and_a_learned_threshold_are_exported_with_their_learned_values(tmp
     assert measured.equal_spikes == 1.0
 
 
-def test_a_nir_lif_with_another_resistance_becomes_a_scaled_input_neuron(tmp_path):
+def test_a_nir_lif_with_another_resistance_scales_the_threshold(tmp_path):
     graph = nir.NIRGraph.from_list(
         nir.Input(input_type={"input": np.array([4])}),
         nir.Affine(weight=np.eye(4, dtype=np.float32), bias=np.zeros(4, dtype=np.float32)),
@@ -179,10 +179,11 @@ def test_a_nir_lif_with_another_resistance_becomes_a_scaled_input_neuron(tmp_pat
     path = str(tmp_path / "r2.nir")
     nir.write(path, graph)
     backbone = NIRBackbone((4,), 4, LIF, path)
-    layer = [m for m in backbone.modules() if isinstance(m, ScaledInputNeuron)][0]
-    assert layer.coefficients() == (0.75, 0.5)  # λ = 1 - dt/τ, κ = R·dt/τ
+    layer = [m for m in backbone.modules() if isinstance(m, LIF)][0]
+    # λ = 1 - dt/τ = 0.75, κ = R·dt/τ = 0.5: the leak form h = 0.75·v + x at the threshold θ/κ = 2
+    assert (layer.tau, layer.decay_input, layer.v_threshold) == (4.0, False, 2.0)
     spikes = backbone(torch.tensor([0.9, 2.1, 0.0, 5.0]).expand(2, 1, 4))
-    # step 1: h = 0.5·x fires for x >= 2; step 2: h = 0.75·0.45 + 0.45 = 0.7875 < 1 for x = 0.9
+    # in NIR's units: step 1, h = 0.5·x fires for x >= 2; step 2, h = 0.75·0.45 + 0.45 = 0.7875 < 1 for x = 0.9
     assert spikes[:, 0].tolist() == [[0, 1, 0, 1], [0, 1, 0, 1]]
 
 
@@ -230,8 +231,8 @@ def test_spikegrad_export_writes_a_file_nir_reads_and_spikegrad_test_scores_it_t
     assert measured.equal_spikes == 1.0 and measured.equal_predictions == 1.0
     # `spikegrad test` with the graph as the backbone gives the checkpoint's test accuracy
     config = tiny_config(tmp_path, name="imported", limit_test_batches=None)
-    run_main(["test", "--config", config, "--model.time_steps", "4", "--model.backbone",
-              "spikegrad.interchange.NIRBackbone", "--model.backbone.path", str(out)], tmp_path)
+    run_main(["test", "--config", config, "--model.time_steps", "4", "--model.backbone", "NIRBackbone",
+              "--model.backbone.path", str(out)], tmp_path)
     expected = float((classifier(images).mean(0).argmax(-1) == labels).float().mean())
     assert _last_test_accuracy(tmp_path) == pytest.approx(expected, abs=1e-6)
     assert expected > 0.5  # a trained model

@@ -3,14 +3,31 @@
 * :mod:`~spikegrad.interchange.discretisation`: our per-step neurons as NIR's continuous-time ``LIF``/``IF``
   (forward Euler at step ``dt``) and back;
 * :mod:`~spikegrad.interchange.to_nir`: a trained classifier's backbone as a NIR graph (``spikegrad export``);
-* :mod:`~spikegrad.interchange.from_nir`: a NIR graph as a backbone, :class:`NIRBackbone`;
+* :class:`~spikegrad.models.nir_graph.NIRBackbone` (a backbone, in ``spikegrad.models``): a NIR graph run on our
+  layers;
 * :mod:`~spikegrad.interchange.command`: the ``spikegrad export`` command and the run's settings from a checkpoint;
 * :mod:`~spikegrad.interchange.neurobench`: NeuroBench's metrics next to ours (``spikegrad neurobench``).
 
-docs/export.md has the mapping table, what is lost and the measured agreement with snnTorch and Norse.
+docs/export.md has the mapping table, what is lost and the measured agreement with snnTorch and Norse. The names
+below are loaded on first use: ``spikegrad.models`` imports the discretisation from here, and this package's export
+side imports ``spikegrad.models``.
 """
 
-from spikegrad.interchange.from_nir import NIRBackbone, ScaledInputNeuron
-from spikegrad.interchange.to_nir import Export, export_backbone, export_classifier
+from __future__ import annotations
 
-__all__ = ["Export", "NIRBackbone", "ScaledInputNeuron", "export_backbone", "export_classifier"]
+import importlib
+
+__all__ = ["Export", "NIRBackbone", "export_backbone", "export_classifier"]
+
+_HOMES = {
+    "Export": "spikegrad.interchange.to_nir",
+    "export_backbone": "spikegrad.interchange.to_nir",
+    "export_classifier": "spikegrad.interchange.to_nir",
+    "NIRBackbone": "spikegrad.models.nir_graph",
+}
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'spikegrad.interchange' has no attribute {name!r}")

@@ -361,7 +361,7 @@ def _time_distributed(out: _GraphBuilder, where: str, module: TimeDistributed, s
 
 
 def _export_imported(backbone: nn.Module, input_shape, dt: float) -> Export:
-    """The graph of a :class:`~spikegrad.interchange.from_nir.NIRBackbone` from its layers, in its current weights
+    """The graph of a :class:`~spikegrad.models.nir_graph.NIRBackbone` from its layers, in its current weights
     (so that an imported, fine-tuned model is written again with the same nodes and edges; pools as they came)."""
     shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
     handles = [module.register_forward_hook(

@@ -5,7 +5,8 @@ Configs name one by class in ``model.backbone`` (short names work for the classe
 ``SpikingMLP``, ``SpikingConvNet``; the papers' backbones (docs/reproduction.md lists sources and parameter
 counts), each a class with its paper's defaults, like torchvision's ``resnet18()``: ``CIFARNet``, ``VGGSNN``,
 ``VGG11``, ``VGG16``, ``ResNet18``, ``ResNet19``, ``ResNet20``, ``ResNet34``, ``SEWResNet34``, and the general
-``SpikingVGG``, ``SpikingResNet``, ``SEWResNet`` they are built from.
+``SpikingVGG``, ``SpikingResNet``, ``SEWResNet`` they are built from; and ``NIRBackbone``, a NIR file (exported by
+``spikegrad export`` or another tool) run on our layers (:mod:`spikegrad.models.nir_graph`).
 """
 
 from spikegrad.models.base import Backbone, BackboneFactory, NeuronFactory
@@ -13,6 +14,7 @@ from spikegrad.models.cifarnet import CIFARNet
 from spikegrad.models.convnet import SpikingConvNet
 from spikegrad.models.layers import TimeDistributed
 from spikegrad.models.mlp import SpikingMLP
+from spikegrad.models.nir_graph import NIRBackbone
 from spikegrad.models.norm import NORMS
 from spikegrad.models.resnet import ResNet18, ResNet19, ResNet20, ResNet34, SpikingResNet
 from spikegrad.models.sew_resnet import SEWResNet, SEWResNet34
@@ -38,4 +40,5 @@ __all__ = [
     "ResNet34",
     "SEWResNet",
     "SEWResNet34",
+    "NIRBackbone",
 ]

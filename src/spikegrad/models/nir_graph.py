@@ -1,23 +1,26 @@
 """A NIR graph as a spikegrad backbone: :class:`NIRBackbone`, for ``spikegrad test``/``predict`` (and fit).
 
+The import side of :mod:`spikegrad.interchange` (the export is :mod:`spikegrad.interchange.to_nir`).
+
 A graph written by ``spikegrad export``, snnTorch's ``export_to_nir`` or any other tool that uses the nodes
 below becomes a :class:`~spikegrad.models.Backbone`, so a :class:`~spikegrad.module.SpikingClassifier` evaluates and
 analyses it like one of ours::
 
     model:
       backbone:
-        class_path: spikegrad.interchange.NIRBackbone
+        class_path: NIRBackbone             # or spikegrad.models.NIRBackbone
         init_args: {path: model.nir}        # dt: the file's step ("dt" in its metadata, else 1e-4 s)
 
 Each node becomes our module on time-first tensors ``[T, B, ...]``: ``Affine``/``Linear`` a time-distributed
 ``nn.Linear``, ``Conv1d``/``Conv2d`` a time-distributed convolution, ``AvgPool2d`` an average pool, ``SumPool2d`` a
 sum pool (``AvgPool2d`` with ``divisor_override=1``), ``Flatten`` a flatten behind the time and batch axes, ``LIF``
 and ``IF`` our neurons at step ``dt`` (:func:`~spikegrad.interchange.discretisation.neuron_steps`: ``LIF`` with
-``decay_input`` true for ``R = 1``, false for ``R = τ/dt``, ``IF`` for ``R = 1/dt``, otherwise
-:class:`ScaledInputNeuron`). A node with several incoming edges gets their sum (NIR's rule). The spiking layers take
-the surrogate of the run's ``model.surrogate`` setting (what training from the imported weights would use); their
-dynamics come from the file, so ``model.neuron``'s own options are not used. Node types without a counterpart here
-(``CubaLIF``, ``LI``, ``Threshold``, recurrent subgraphs, ...) are refused with one line naming the node.
+``decay_input`` true for ``R = 1``, false for ``R = τ/dt``, ``IF`` for ``R = 1/dt``; another ``R`` scales the
+threshold instead of the input, see :meth:`NIRBackbone._neuron`). A node with several incoming edges gets their sum
+(NIR's rule). The spiking layers take the surrogate of the run's ``model.surrogate`` setting (what training from
+the imported weights would use); their dynamics come from the file, so ``model.neuron``'s own options are not used.
+Node types without a counterpart here (``CubaLIF``, ``LI``, ``Threshold``, recurrent subgraphs, ...) are refused
+with one line naming the node.
 """
 
 from __future__ import annotations
@@ -37,35 +40,10 @@ from spikegrad.models.base import Backbone, NeuronFactory
 from spikegrad.models.layers import TimeDistributed
 from spikegrad.neurons import IF, LIF, SpikingNeuron
 
-__all__ = ["NIRBackbone", "ScaledInputNeuron", "read_graph"]
+__all__ = ["NIRBackbone", "read_graph"]
 
 SUPPORTED = ("Input", "Output", "Affine", "Linear", "Conv1d", "Conv2d", "AvgPool2d", "SumPool2d", "Flatten", "LIF",
              "IF")
-
-
-class ScaledInputNeuron(SpikingNeuron):
-    """A neuron of the family with the charge ``h = λ·v + κ·x`` given by its two numbers: what a NIR ``LIF``
-    becomes when its resistance ``R`` is neither 1 (our charge form) nor ``τ/dt`` (our leak form), and an ``IF``
-    with ``R ≠ 1/dt``.
-
-    Args:
-        surrogate: the surrogate derivative (see :class:`~spikegrad.neurons.SpikingNeuron`).
-        decay: λ in ``[0, 1]``.
-        input_scale: κ > 0.
-        **options: ``v_threshold``, ``reset``, ``detach_reset``, ``learn_threshold``, ``backend``.
-    """
-
-    def __init__(self, surrogate=None, decay: float = 0.5, input_scale: float = 1.0, **options) -> None:
-        if not 0.0 <= decay <= 1.0 or not input_scale > 0:
-            raise ValueError(f"neuron decay must be in [0, 1] and input_scale > 0, got {decay!r} and {input_scale!r}")
-        super().__init__(surrogate, **options)
-        self.decay, self.input_scale = float(decay), float(input_scale)
-
-    def coefficients(self) -> tuple[float, float]:
-        return self.decay, self.input_scale
-
-    def extra_repr(self) -> str:
-        return f"decay={self.decay:g}, input_scale={self.input_scale:g}, " + super().extra_repr()
 
 
 class FlattenDims(nn.Module):
@@ -226,16 +204,19 @@ class NIRBackbone(Backbone):
         return shape[-axes:] if axes and len(shape) > axes else shape
 
     def _neuron(self, name: str, node: nir.NIRNode) -> SpikingNeuron:
+        """Our IF or LIF for a NIR neuron. An input scale κ that is neither form's (``R`` other than 1, ``τ/dt`` or,
+        for an IF, ``1/dt``) is taken into the threshold: ``h = λ·v + κ·x`` fires at θ exactly when
+        ``h/κ = λ·(v/κ) + x`` fires at ``θ/κ``, and the reset to 0 keeps the scaling (snnTorch's importer does the
+        same)."""
         steps = neuron_steps(node, name, self.dt)
-        options = {"v_threshold": steps.v_threshold, "reset": "hard", "backend": self._backend}
         surrogate = copy.deepcopy(self._surrogate)
-        if steps.integrate:
-            return IF(surrogate, **options)
+        options = {"reset": "hard", "backend": self._backend}
+        if steps.integrate or steps.decay == 1.0:
+            return IF(surrogate, v_threshold=steps.v_threshold / steps.input_scale, **options)
         if steps.charge_form:
-            return LIF(surrogate, tau=steps.tau, decay_input=True, **options)
-        if steps.leak_form and steps.tau >= 1:
-            return LIF(surrogate, tau=steps.tau, decay_input=False, **options)
-        return ScaledInputNeuron(surrogate, decay=steps.decay, input_scale=steps.input_scale, **options)
+            return LIF(surrogate, tau=steps.tau, decay_input=True, v_threshold=steps.v_threshold, **options)
+        scale = 1.0 if steps.leak_form else steps.input_scale
+        return LIF(surrogate, tau=steps.tau, decay_input=False, v_threshold=steps.v_threshold / scale, **options)
 
     def _check_shapes(self, input_shape: tuple[int, ...], num_classes: int) -> None:
         if self.input_name is None or self.output_name is None:
