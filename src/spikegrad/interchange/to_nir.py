@@ -145,13 +145,11 @@ class _Synapse:
 class _GraphBuilder:
     """Collects NIR nodes and edges; every traced value is the sum of the outputs of a list of NIR nodes."""
 
-    def __init__(self, dt: float, pool: str) -> None:
-        self.dt = dt
+    def __init__(self, pool: str) -> None:
         self.pool = pool
         self.scales: dict[str, float] = {}  # node -> factor its output still needs (sum pools, --pool sum)
         self.nodes: dict[str, nir.NIRNode] = {}
         self.edges: list[tuple[str, str]] = []
-        self.notes: list[str] = []
         self.pending: dict[str, _Synapse] = {}  # synaptic nodes that a batch norm may still fold into
 
     def add(self, name: str, node: nir.NIRNode | _Synapse, sources: Iterable[str]) -> list[str]:
@@ -279,7 +277,7 @@ def export_backbone(backbone: nn.Module, input_shape: tuple[int, ...], dt: float
 def _convert(traced: fx.GraphModule, modules: dict[str, nn.Module], input_shape, dt: float, pool: str) -> Export:
     if pool not in POOL_FORMS:
         raise UsageError(f"--pool {pool!r}: unknown; valid choices: {', '.join(POOL_FORMS)}")
-    out = _GraphBuilder(dt, pool)
+    out = _GraphBuilder(pool)
     values: dict[fx.Node, list[str]] = {}
     for node in traced.graph.nodes:
         if node.op == "placeholder":
@@ -303,7 +301,7 @@ def _convert(traced: fx.GraphModule, modules: dict[str, nn.Module], input_shape,
                 f"node for it (valid: Linear, Conv2d, BatchNorm, AvgPool2d, Flatten, spiking layers, additions)"
             )
     nodes, edges = out.finish()
-    return Export(nir.NIRGraph(nodes=nodes, edges=edges, metadata={}), out.notes)
+    return Export(nir.NIRGraph(nodes=nodes, edges=edges, metadata={}))
 
 
 def _module_nodes(out: _GraphBuilder, node: fx.Node, module: nn.Module, sources: list[str], dt: float) -> list[str]:
@@ -395,7 +393,7 @@ def _export_imported(backbone: nn.Module, input_shape, dt: float) -> Export:
                                       end_dim=module.end_dim)
     output_shape = shapes[backbone.keys[[s for s, t in backbone.edges if t == backbone.output_name][0]]][1]
     nodes[backbone.output_name] = nir.Output(output_type={"output": np.array(output_shape)})
-    return Export(nir.NIRGraph(nodes=nodes, edges=list(backbone.edges), metadata={}), [])
+    return Export(nir.NIRGraph(nodes=nodes, edges=list(backbone.edges), metadata={}))
 
 
 def _decoder_metadata(decoder: Decoder) -> dict:
