@@ -37,3 +37,13 @@ def mask_stream(request, monkeypatch):
         pytest.skip("the C extension of the MSG masks was not built (no C compiler at install time)")
     monkeypatch.setattr(masks, "STREAM", request.param)
     return request.param
+
+
+@pytest.fixture(scope="session")
+def digits_checkpoints(tmp_path_factory) -> dict[str, str]:
+    """Checkpoints of an MLP (no batch norm) and a conv net (conv-BN-LIF) trained on the digits for a few seconds,
+    shared by the export and NeuroBench tests."""
+    from _peers import CONVNET, MLP_WITHOUT_BN, train_digits
+
+    folder = tmp_path_factory.mktemp("digits_runs")
+    return {"mlp": train_digits(folder, "mlp", MLP_WITHOUT_BN), "convnet": train_digits(folder, "convnet", CONVNET)}

@@ -275,6 +275,14 @@ def main(args: list[str] | None = None) -> None:
         from spikegrad.report import main as report_main
 
         return report_main(argv[1:])
+    if argv and argv[0] == "export":  # spikegrad export --ckpt_path FILE --out FILE.nir (see spikegrad.interchange)
+        from spikegrad.interchange.command import main as export_main
+
+        return export_main(argv[1:])
+    if argv and argv[0] == "neurobench":  # spikegrad neurobench --ckpt_path FILE (NeuroBench's figures and ours)
+        from spikegrad.interchange.neurobench import main as neurobench_main
+
+        return neurobench_main(argv[1:])
     try:
         SpikegradCLI(
             SpikingClassifier,
