@@ -75,8 +75,8 @@ INVALID_SETTINGS = [
     (["--model.surrogate", "nosuch"], "model.surrogate: unknown class 'nosuch'; valid choices: ATan, DSpike, "),
     (["--model.surrogate", "spikegrad.neurons.LIF"], "model.surrogate: spikegrad.neurons.LIF is not a Surrogate; "
      "valid choices: ATan, DSpike"),
-    (["--model.backbone", "nosuch"], "model.backbone: unknown class 'nosuch'; valid choices: CIFARConvNet, NIRBackbone, "
-     "ResNet18"),
+    (["--model.backbone", "nosuch"], "model.backbone: unknown class 'nosuch'; valid choices: CIFARConvNet, "
+     "NIRBackbone, ResNet18"),
     (["--model.neuron", "LIFF"], "model.neuron: unknown class 'LIFF'; valid choices: IF, LIF, PLIF (or the import "
      "path of a SpikingNeuron subclass)"),
     (["--model.decoder", "nosuch"], "model.decoder: unknown class 'nosuch'; valid choices: LastStepDecoder, "

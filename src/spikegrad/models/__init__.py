@@ -5,8 +5,8 @@ Configs name one by class in ``model.backbone`` (short names work for the classe
 ``SpikingMLP``, ``SpikingConvNet``; the papers' backbones (docs/reproduction.md lists sources and parameter
 counts), each a class with its paper's defaults, like torchvision's ``resnet18()``: ``CIFARConvNet``,
 ``VGGSNN``, ``VGG11``, ``VGG16``, ``ResNet18``, ``ResNet19``, ``ResNet20``, ``ResNet34``, ``SEWResNet34``, and the
-general ``SpikingVGG``, ``SpikingResNet``, ``SEWResNet`` they are built from; and ``NIRBackbone``, a NIR file (exported by
-``spikegrad export`` or another tool) run on our layers (:mod:`spikegrad.models.nir_graph`).
+general ``SpikingVGG``, ``SpikingResNet``, ``SEWResNet`` they are built from; and ``NIRBackbone``, a NIR file
+(exported by ``spikegrad export`` or another tool) run on our layers (:mod:`spikegrad.models.nir_graph`).
 """
 
 from spikegrad.models.base import Backbone, BackboneFactory, NeuronFactory
