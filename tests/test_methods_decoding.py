@@ -1,4 +1,4 @@
-"""TWO decoder (EMA of per-step training accuracy on the official schedule, checkpointed, used at test) and the losses."""
+"""TWO decoder (EMA of per-step training accuracy on the official schedule, checkpointed, used at test), losses."""
 
 import functools
 import math
