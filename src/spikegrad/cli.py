@@ -275,6 +275,10 @@ def main(args: list[str] | None = None) -> None:
         from spikegrad.report import main as report_main
 
         return report_main(argv[1:])
+    if argv and argv[0] == "sweep":  # spikegrad sweep SPEC.yaml [--storage URL] [--workers N] (spikegrad.sweep)
+        from spikegrad.sweep.command import main as sweep_main
+
+        return sweep_main(argv[1:])
     if argv and argv[0] == "export":  # spikegrad export --ckpt_path FILE --out FILE.nir (see spikegrad.interchange)
         from spikegrad.interchange.command import main as export_main
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from spikegrad.aggregate import over_seeds_section
 from spikegrad.plotting import accuracy_figure, grouped_bars_figure
 
 __all__ = ["Run", "build_report", "differing_settings", "find_runs", "load_run", "main"]
@@ -297,6 +298,7 @@ def build_report(log_dirs: list[str], out_dir: str) -> str:
         "validation included.",
         "",
         *[f"## {title}\n\n![{title}]({filename})\n" for title, filename in plots],
+        *over_seeds_section(runs, setting_keys, out_dir),  # several seeds per setting: mean ± std over seeds
     ]
     markdown = os.path.join(out_dir, "report.md")
     with open(markdown, "w") as f:

@@ -1,0 +1,232 @@
+"""``spikegrad sweep``: grid trials exactly once under concurrent workers (SQLite and a real PostgreSQL), a killed
+worker's trial retried from its last.ckpt, failed trials recorded, bad specs refused, and the summary's numbers."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import signal
+import statistics
+import subprocess
+import time
+
+import optuna
+import pytest
+import yaml
+from _tiny_run import BIN, run_cli, subprocess_env, tiny_config
+
+from spikegrad.aggregate import aggregate, holm
+from spikegrad.cli import main as spikegrad_main
+
+pytestmark = pytest.mark.slow
+
+
+def write_spec(folder, name="tiny_sweep", variants=None, seeds=(0, 1), **extra) -> str:
+    """A sweep of the tiny config: ``variants`` (default: ATan α 2 and 4) × ``seeds``, 2 epochs each."""
+    config = tiny_config(folder, name="base", max_epochs=2)
+    spec = {
+        "name": name,
+        "config": config,
+        "log_root": os.path.join(str(folder), "logs"),
+        "overrides": {"trainer.callbacks": [
+            {"class_path": "spikegrad.callbacks.FiringRateMonitor",
+             "init_args": {"every_n_steps": 2, "figure_every_n_epochs": 0}},
+            {"class_path": "spikegrad.callbacks.GradientSparsityMonitor", "init_args": {"every_n_steps": 2}},
+        ]},
+        "seeds": list(seeds),
+        "objective": "best_val_acc",
+        "variants": variants or {"alpha2": {"model.surrogate.init_args.alpha": 2.0},
+                                 "alpha4": {"model.surrogate.init_args.alpha": 4.0}},
+        "heartbeat_interval": 1,
+        "grace_period": 3,
+        **extra,
+    }
+    path = os.path.join(str(folder), f"{name}.yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump(spec, f)
+    return path
+
+
+def load_trials(url: str, name: str):
+    return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
+
+
+def sqlite_url(folder, name="tiny_sweep") -> str:
+    return f"sqlite:///{os.path.join(str(folder), 'logs', name, 'optuna.db')}"
+
+
+def assert_grid_done_once(folder, url, name="tiny_sweep", keys=("alpha2", "alpha4"), seeds=(0, 1)):
+    """Every variant × seed COMPLETE exactly once, with its own run folder holding an ordinary run."""
+    trials = load_trials(url, name)
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    done = sorted((t.user_attrs["variant"], t.user_attrs["seed"]) for t in complete)
+    assert done == sorted((v, s) for v in keys for s in seeds)
+    for trial in complete:
+        run_dir = trial.user_attrs["run_dir"]
+        assert run_dir == os.path.join(str(folder), "logs", name, trial.user_attrs["variant"],
+                                       f"seed_{trial.user_attrs['seed']}")
+        files = os.listdir(run_dir)
+        assert {"config.yaml", "manifest.json"} <= set(files)
+        assert any(f.startswith("events.out.tfevents.") for f in files)
+        assert os.path.isfile(os.path.join(run_dir, "checkpoints", "last.ckpt"))
+        with open(os.path.join(run_dir, "config.yaml")) as f:
+            assert yaml.safe_load(f)["seed_everything"] == trial.user_attrs["seed"]
+        metrics = trial.user_attrs["metrics"]
+        assert trial.value == metrics["best_val_acc"] and 0 < trial.value <= 1
+        assert 0 < metrics["firing_rate"] < 1 and metrics["epochs"] == 2
+    folders = {os.path.join(v, s) for v in os.listdir(os.path.join(str(folder), "logs", name))
+               if os.path.isdir(os.path.join(str(folder), "logs", name, v)) and v != "summary"
+               for s in os.listdir(os.path.join(str(folder), "logs", name, v))}
+    assert len(folders) == len(keys) * len(seeds)
+    return complete
+
+
+def assert_summary(folder, complete, name="tiny_sweep"):
+    with open(os.path.join(str(folder), "logs", name, "summary", "summary.csv")) as f:
+        rows = {row["variant"]: row for row in csv.DictReader(f)}
+    assert list(rows) == ["alpha2", "alpha4"]
+    for variant, row in rows.items():
+        values = [t.user_attrs["metrics"]["best_val_acc"] for t in complete if t.user_attrs["variant"] == variant]
+        assert int(row["n"]) == 2
+        assert float(row["best_val_acc_mean"]) == pytest.approx(statistics.fmean(values))
+        assert float(row["best_val_acc_std"]) == pytest.approx(statistics.stdev(values))
+    markdown = open(os.path.join(str(folder), "logs", name, "summary", "summary.md")).read()
+    assert "| `alpha4` | 2 |" in markdown and " ± " in markdown and "reference" in markdown
+    assert os.path.getsize(os.path.join(str(folder), "logs", name, "summary", "summary.png")) > 5000
+
+
+def test_two_workers_on_sqlite_run_every_trial_exactly_once(tmp_path):
+    spec = write_spec(tmp_path)
+    result = run_cli(["sweep", spec, "--workers", "2"], cwd=tmp_path, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    trials = load_trials(sqlite_url(tmp_path), "tiny_sweep")
+    assert len(trials) == 4  # nothing queued twice, nothing retried
+    assert len({t.user_attrs["pid"] for t in trials}) == 2  # both workers took trials
+    complete = assert_grid_done_once(tmp_path, sqlite_url(tmp_path))
+    assert_summary(tmp_path, complete)
+    # a rerun of the same command trains nothing and rewrites the summary
+    again = run_cli(["sweep", spec, "--workers", "2"], cwd=tmp_path, timeout=600)
+    assert again.returncode == 0 and "4 trial(s) complete, 0 not" in again.stdout
+    assert len(load_trials(sqlite_url(tmp_path), "tiny_sweep")) == 4
+
+
+def test_two_workers_on_postgresql(tmp_path):
+    pgserver = pytest.importorskip("pgserver", reason="pgserver is in the dev extra")
+    try:
+        server = pgserver.get_server(str(tmp_path / "pg"), cleanup_mode="stop")
+    except Exception as error:  # noqa: BLE001 - the one reason a real server cannot be had here
+        pytest.skip(f"PostgreSQL server did not start: {str(error).splitlines()[0]}")
+    url = server.get_uri().replace("postgresql://", "postgresql+psycopg2://", 1)
+    spec = write_spec(tmp_path)
+    result = run_cli(["sweep", spec, "--workers", "2", "--storage", url], cwd=tmp_path, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert len(load_trials(url, "tiny_sweep")) == 4
+    complete = assert_grid_done_once(tmp_path, url)
+    assert_summary(tmp_path, complete)
+    assert not os.path.exists(os.path.join(str(tmp_path), "logs", "tiny_sweep", "optuna.db"))
+
+
+def test_a_killed_worker_s_trial_is_retried_from_its_last_checkpoint(tmp_path):
+    spec = write_spec(tmp_path)
+    with open(spec) as f:
+        content = yaml.safe_load(f)
+    content["overrides"].update({"trainer.max_epochs": 2, "trainer.limit_train_batches": 12})
+    with open(spec, "w") as f:
+        yaml.safe_dump(content, f)
+    url = sqlite_url(tmp_path)
+    worker = subprocess.Popen([BIN, "sweep", spec], cwd=str(tmp_path), env=subprocess_env(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed = None
+    deadline = time.monotonic() + 600
+    while killed is None and time.monotonic() < deadline and worker.poll() is None:
+        time.sleep(0.2)
+        try:
+            trials = load_trials(url, "tiny_sweep")
+        except Exception:  # noqa: BLE001 - the study is not created yet
+            continue
+        for trial in trials:
+            run_dir = trial.user_attrs.get("run_dir")
+            if trial.state == optuna.trial.TrialState.RUNNING and run_dir and trial.number >= 1 \
+                    and os.path.isfile(os.path.join(run_dir, "checkpoints", "last.ckpt")):
+                os.kill(worker.pid, signal.SIGKILL)  # mid-trial, after its first epoch's checkpoint
+                worker.wait()
+                killed = trial
+                break
+    assert killed is not None, "the worker finished or timed out before it could be killed mid-trial"
+    result = run_cli(["sweep", spec], cwd=tmp_path, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    trials = load_trials(url, "tiny_sweep")
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    assert [t.number for t in failed] == [killed.number]  # the killed trial, marked failed by its heartbeat
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
+    assert len(retries) == 1 and retries[0].state == optuna.trial.TrialState.COMPLETE
+    assert retries[0].user_attrs["resumed_from"].endswith(os.path.join("checkpoints", "last.ckpt"))
+    assert retries[0].user_attrs["run_dir"] == killed.user_attrs["run_dir"]
+    assert len(trials) == 5  # 4 trials + 1 retry: none lost, none run twice
+    assert_grid_done_once(tmp_path, url)
+
+
+def test_a_failing_trial_is_recorded_and_the_others_go_on(tmp_path):
+    # lr = 1e30 makes the loss non-finite: the NaN guard stops that run (exit code 1)
+    spec = write_spec(tmp_path, variants={"ok": {}, "diverges": {"model.optimizer.init_args.lr": 1.0e30}},
+                      seeds=[0])
+    result = run_cli(["sweep", spec], cwd=tmp_path, timeout=600)
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    trials = {t.user_attrs["variant"]: t for t in load_trials(sqlite_url(tmp_path), "tiny_sweep")}
+    assert trials["ok"].state == optuna.trial.TrialState.COMPLETE
+    assert trials["diverges"].state == optuna.trial.TrialState.FAIL
+    reason = trials["diverges"].user_attrs["fail_reason"]
+    assert "\n" not in reason and ("finite" in reason.lower() or "nan" in reason.lower()), reason
+    summary = open(os.path.join(str(tmp_path), "logs", "tiny_sweep", "summary", "summary.md")).read()
+    assert f"diverges seed 0): FAIL: {reason}" in summary
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"variants": {"a": {"model.surrogat.init_args.alpha": 2.0}}}, "variants.a:"),
+        ({"variants": {}}, "the grid is empty"),
+        ({"objective": "accuracy"}, "objective 'accuracy' is not a metric; valid values: test_acc"),
+        ({"search": {"n_trials": 2, "space": {"x": {"type": "float", "low": 1, "high": 0}}}},
+         "search replaces variants"),
+        ({"sweeps": 3}, "unknown key 'sweeps'"),
+    ],
+)
+def test_bad_specs_are_one_line_and_exit_2(tmp_path, capsys, change, expected):
+    spec = write_spec(tmp_path)
+    with open(spec) as f:
+        content = {**yaml.safe_load(f), **change}
+    with open(spec, "w") as f:
+        yaml.safe_dump(content, f)
+    with pytest.raises(SystemExit) as stop:
+        spikegrad_main(["sweep", spec])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("spikegrad sweep: error: ") and expected in err, err
+    assert not os.path.exists(os.path.join(str(tmp_path), "logs", "tiny_sweep", "alpha2"))
+
+
+def test_an_unreachable_storage_is_one_line_and_exit_2(tmp_path, capsys):
+    spec = write_spec(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        spikegrad_main(["sweep", spec, "--storage", "postgresql+psycopg2://nobody@127.0.0.1:9/none"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot open the database" in err, err
+
+
+def test_paired_statistics_and_holm():
+    records = [{"group": "ref", "seed": s, "acc": v} for s, v in enumerate([0.90, 0.92, 0.91])]
+    records += [{"group": "b", "seed": s, "acc": v} for s, v in enumerate([0.93, 0.94, 0.95])]
+    records += [{"group": "c", "seed": s, "acc": v} for s, v in enumerate([0.90, 0.93, 0.90])]
+    groups = aggregate(records, "ref", ["acc"])
+    assert [g.name for g in groups] == ["ref", "b", "c"]
+    assert groups[1].mean["acc"] == pytest.approx(0.94) and groups[1].std["acc"] == pytest.approx(0.01)
+    diffs = [0.03, 0.02, 0.04]
+    t = statistics.fmean(diffs) / (statistics.stdev(diffs) / math.sqrt(3))
+    assert groups[1].paired["acc"].t == pytest.approx(t)
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    p_b, p_c = groups[1].paired["acc"].p, groups[2].paired["acc"].p
+    assert groups[1].paired["acc"].p_holm == pytest.approx(min(1, 2 * min(p_b, p_c)) if p_b <= p_c
+                                                           else max(min(1, 2 * p_c), p_b))
