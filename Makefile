@@ -27,7 +27,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks studies
+	$(BIN)/ruff check src tests benchmarks
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/bench_neuron.py
@@ -35,10 +35,14 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/bench_quickstart.py
 	$(BIN)/python benchmarks/bench_msg.py
 
-# CPU-scale reproduction study (docs/reproduction_small.md): trains every run in one process, then writes the
-# tables and plots; about 20 min on 2 CPU cores (5 seeds). STUDY_ARGS, e.g. "--only msg_p_sweep" or "--report-only".
+# CPU-scale reproduction study (docs/reproduction_small.md): every study of configs/studies/ through the sweep
+# engine (`spikegrad sweep`, 2 worker processes; a rerun continues where it stopped), each writing its summary to
+# logs/reproduce_small/<study>/summary/. STUDIES, e.g. "msg_p_sweep dspike"; WORKERS, e.g. 1.
+STUDIES ?= msg_p_sweep ablation_digits ablation_events reset_lr_digits reset_lr_toy dspike psg_pda
+WORKERS ?= 2
 reproduce-small: $(STAMP)
-	$(BIN)/python -m studies.reproduce_small $(STUDY_ARGS)
+	status=0; for study in $(STUDIES); do \
+	  $(BIN)/spikegrad sweep configs/studies/$$study.yaml --workers $(WORKERS) || status=$$?; done; exit $$status
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -34,7 +34,7 @@ PROG = "spikegrad sweep"
 
 class _OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{self.prog}: error: {message} (usage: {self.format_usage().strip()[7:]})\n")
+        sys.stderr.write(f"{self.prog}: error: {message} (usage: {' '.join(self.format_usage().split()[1:])})\n")
         sys.exit(USAGE_EXIT_CODE)
 
 

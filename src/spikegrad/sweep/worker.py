@@ -166,6 +166,7 @@ def _fit(args: list[str]) -> str | None:
 
     tee = _LastLine(sys.stderr)
     old, sys.stderr = sys.stderr, tee
+    old_argv, sys.argv = sys.argv, sys.argv[:1]  # the trial's arguments are ARGS, not this process's command line
     try:
         main(args)
     except SystemExit as stop:
@@ -176,7 +177,7 @@ def _fit(args: list[str]) -> str | None:
         text = str(error).strip().splitlines()
         return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
     finally:
-        sys.stderr = old
+        sys.stderr, sys.argv = old, old_argv
     return None
 
 
