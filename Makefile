@@ -37,12 +37,14 @@ bench: $(BENCH_STAMP)
 
 # CPU-scale reproduction study (docs/reproduction_small.md): every study of configs/studies/ through the sweep
 # engine (`spikegrad sweep`, 2 worker processes; a rerun continues where it stopped), each writing its summary to
-# logs/reproduce_small/<study>/summary/. STUDIES, e.g. "msg_p_sweep dspike"; WORKERS, e.g. 1.
+# logs/reproduce_small/<study>/summary/; then the document's sweep blocks are filled from the summaries.
+# STUDIES, e.g. "msg_p_sweep dspike"; WORKERS, e.g. 1.
 STUDIES ?= msg_p_sweep ablation_digits ablation_events reset_lr_digits reset_lr_toy dspike psg_pda
 WORKERS ?= 2
 reproduce-small: $(STAMP)
 	status=0; for study in $(STUDIES); do \
-	  $(BIN)/spikegrad sweep configs/studies/$$study.yaml --workers $(WORKERS) || status=$$?; done; exit $$status
+	  $(BIN)/spikegrad sweep configs/studies/$$study.yaml --workers $(WORKERS) || status=$$?; done; \
+	$(BIN)/python -m spikegrad.sweep.document docs/reproduction_small.md --log_root logs/reproduce_small; exit $$status
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

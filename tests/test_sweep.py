@@ -14,8 +14,8 @@ import time
 import optuna
 import pytest
 import yaml
-from _tiny_run import BIN, run_cli, subprocess_env, tiny_config
 
+from _tiny_run import BIN, run_cli, subprocess_env, tiny_config
 from spikegrad.aggregate import aggregate, holm
 from spikegrad.cli import main as spikegrad_main
 

@@ -189,7 +189,8 @@ def summary_table(groups: Sequence[GroupStats], metrics: Sequence[str], objectiv
         elif paired is None:
             cells += ["– (no common seeds)", "", ""]
         else:
-            cells += [f"{_pm(paired.mean, paired.std)} (n = {paired.n})", _number(paired.t, 3),
+            spread = f" ± {_number(paired.std)}" if math.isfinite(paired.std) else ""
+            cells += [f"{_number(paired.mean)}{spread} (n = {paired.n})", _number(paired.t, 3),
                       _number(paired.p_holm, 3)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -221,7 +222,7 @@ def summary_figure(groups: Sequence[GroupStats], metrics: Sequence[str]):
     from matplotlib.figure import Figure
 
     shown = [m for m in metrics if any(math.isfinite(g.mean[m]) for g in groups)]
-    height = 1.2 + 0.28 * len(groups)
+    height = max(2.2, 1.2 + 0.28 * len(groups))
     fig = Figure(figsize=(3.2 * max(1, len(shown)) + 1.8, height), layout="constrained")
     axes = fig.subplots(1, max(1, len(shown)), sharey=True, squeeze=False)[0]
     labels = [f"{g.name} (n={g.n})" for g in groups]

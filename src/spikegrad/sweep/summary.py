@@ -50,7 +50,8 @@ def write_sweep_summary(spec: SweepSpec, study) -> str | None:
     reference = spec.reference if spec.search is None else records[0]["group"]
     groups = aggregate(records, reference, metrics)
     notes = [f"Sweep `{spec.name}` (spec `{spec.path}`, base config `{spec.config}`): {len(records)} completed "
-             f"trial(s), objective `{spec.objective}` ({spec.direction}); seeds {', '.join(map(str, spec.seeds))}."]
+             f"trial(s), objective `{spec.objective}` ({spec.direction}); "
+             + (f"seeds {', '.join(map(str, spec.seeds))}." if spec.search is None else f"seed {spec.seeds[0]}.")]
     if spec.search is not None:
         notes.append("")
         notes.append(f"Search ({spec.search.sampler} sampler, {spec.search.pruner} pruner); parameters per trial:")

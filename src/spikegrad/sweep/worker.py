@@ -195,8 +195,9 @@ def _suggest(trial, space: dict[str, dict]) -> dict:
     return values
 
 
-def _run_trial(spec: SweepSpec, study, trial) -> str:
-    """Trains one claimed trial and tells the study its outcome; returns the state's name."""
+def _run_trial(spec: SweepSpec, study, trial) -> tuple[str, float]:
+    """Trains one claimed trial and tells the study its outcome; returns the state's name and the seconds spent
+    in ``spikegrad fit``."""
     from optuna.trial import TrialState
 
     from spikegrad.report import load_run
@@ -238,25 +239,26 @@ def _run_trial(spec: SweepSpec, study, trial) -> str:
         reason = _fit(args)
     finally:
         pruning.ACTIVE.update(trial=None)
-    trial.set_user_attr("wall_s", time.perf_counter() - start)
+    fit_s = time.perf_counter() - start
+    trial.set_user_attr("fit_s", fit_s)
     if reason is not None:
         trial.set_user_attr("fail_reason", reason)
         study.tell(trial, state=TrialState.FAIL)
         print(f"[sweep {spec.name}] trial {trial.number} FAILED: {reason}", flush=True)
-        return "FAIL"
+        return "FAIL", fit_s
     metrics = run_metrics(load_run(folder, variant))
     trial.set_user_attr("metrics", {k: (v if math.isfinite(v) else None) for k, v in metrics.items()})
     if pruning.ACTIVE["pruned_at"] is not None:
         study.tell(trial, state=TrialState.PRUNED)
-        return "PRUNED"
+        return "PRUNED", fit_s
     value = metrics[spec.objective]
     if not math.isfinite(value):
         reason = f"objective {spec.objective} was not logged by the run (its value is {value})"
         trial.set_user_attr("fail_reason", reason)
         study.tell(trial, state=TrialState.FAIL)
-        return "FAIL"
+        return "FAIL", fit_s
     study.tell(trial, value)
-    return "COMPLETE"
+    return "COMPLETE", fit_s
 
 
 def _search_budget_left(spec: SweepSpec, study) -> bool:
@@ -286,6 +288,7 @@ def run_worker(spec: SweepSpec, storage_url: str, threads: int | None = None) ->
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)  # trials of dead workers: failed, and queued again
+        claimed = time.perf_counter()
         trial_id = _claim_waiting(study)
         if trial_id is not None:
             trial = optuna.Trial(study, trial_id)
@@ -298,7 +301,10 @@ def run_worker(spec: SweepSpec, storage_url: str, threads: int | None = None) ->
         else:
             break
         with _Heartbeat(storage, trial._trial_id, spec.heartbeat_interval):
-            state = _run_trial(spec, study, trial)
+            state, fit_s = _run_trial(spec, study, trial)
+        total = time.perf_counter() - claimed
+        print(f"[sweep {spec.name}] trial {trial.number} {state}: {total:.2f} s, of which fit {fit_s:.2f} s and "
+              f"storage and bookkeeping {total - fit_s:.2f} s", flush=True)
         counts[state] = counts.get(state, 0) + 1
     return counts
 
