@@ -105,6 +105,19 @@ def test_two_workers_on_sqlite_run_every_trial_exactly_once(tmp_path):
     assert len({t.user_attrs["pid"] for t in trials}) == 2  # both workers took trials
     complete = assert_grid_done_once(tmp_path, sqlite_url(tmp_path))
     assert_summary(tmp_path, complete)
+    # spikegrad report over the sweep's runs: grouped by every setting but the seed, the same numbers
+    spikegrad_main(["report", str(tmp_path / "logs" / "tiny_sweep"), "--out", str(tmp_path / "report")])
+    with open(tmp_path / "report" / "over_seeds.csv") as f:
+        groups = {row["variant"]: row for row in csv.DictReader(f)}
+    with open(tmp_path / "logs" / "tiny_sweep" / "summary" / "summary.csv") as f:
+        summary = {row["variant"]: row for row in csv.DictReader(f)}
+    assert sorted(groups) == ["model.surrogate.init_args.alpha=2.0", "model.surrogate.init_args.alpha=4.0"]
+    for alpha in ("2", "4"):
+        row, expected = groups[f"model.surrogate.init_args.alpha={alpha}.0"], summary[f"alpha{alpha}"]
+        assert row["n"] == "2"
+        assert float(row["best_val_acc_mean"]) == pytest.approx(float(expected["best_val_acc_mean"]))
+        assert float(row["best_val_acc_std"]) == pytest.approx(float(expected["best_val_acc_std"]))
+    assert "## Over seeds" in (tmp_path / "report" / "report.md").read_text()
     # a rerun of the same command trains nothing and rewrites the summary
     again = run_cli(["sweep", spec, "--workers", "2"], cwd=tmp_path, timeout=600)
     assert again.returncode == 0 and "4 trial(s) complete, 0 not" in again.stdout

@@ -79,6 +79,9 @@ def prepare_study(spec: SweepSpec, storage) -> tuple[object, bool]:
         study = optuna.load_study(study_name=spec.name, storage=storage, sampler=_sampler(spec), pruner=_pruner(spec))
         created = False
     if created:
+        with warnings.catch_warnings():  # experimental in Optuna 5
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([spec.objective])  # the name optuna-dashboard shows for the objective
         study.set_user_attr(GRID_ATTR, spec.grid_hash())
         study.set_user_attr("objective", spec.objective)
         study.set_user_attr("spec", os.path.abspath(spec.path))
