@@ -130,13 +130,16 @@ def test_two_workers_on_postgresql(tmp_path):
         server = pgserver.get_server(str(tmp_path / "pg"), cleanup_mode="stop")
     except Exception as error:  # noqa: BLE001 - the one reason a real server cannot be had here
         pytest.skip(f"PostgreSQL server did not start: {str(error).splitlines()[0]}")
-    url = server.get_uri().replace("postgresql://", "postgresql+psycopg2://", 1)
-    spec = write_spec(tmp_path)
-    result = run_cli(["sweep", spec, "--workers", "2", "--storage", url], cwd=tmp_path, timeout=900)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert len(load_trials(url, "tiny_sweep")) == 4
-    complete = assert_grid_done_once(tmp_path, url)
-    assert_summary(tmp_path, complete)
+    try:
+        url = server.get_uri().replace("postgresql://", "postgresql+psycopg2://", 1)
+        spec = write_spec(tmp_path)
+        result = run_cli(["sweep", spec, "--workers", "2", "--storage", url], cwd=tmp_path, timeout=900)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert len(load_trials(url, "tiny_sweep")) == 4
+        complete = assert_grid_done_once(tmp_path, url)
+        assert_summary(tmp_path, complete)
+    finally:
+        server.cleanup()  # stop the server while its folder exists
     assert not os.path.exists(os.path.join(str(tmp_path), "logs", "tiny_sweep", "optuna.db"))
 
 
@@ -243,3 +246,48 @@ def test_paired_statistics_and_holm():
     p_b, p_c = groups[1].paired["acc"].p, groups[2].paired["acc"].p
     assert groups[1].paired["acc"].p_holm == pytest.approx(min(1, 2 * min(p_b, p_c)) if p_b <= p_c
                                                            else max(min(1, 2 * p_c), p_b))
+
+
+def search_spec(folder, pruner="median", **overrides) -> str:
+    spec = write_spec(folder, name="search")
+    with open(spec) as f:
+        content = yaml.safe_load(f)
+    del content["variants"]
+    content["overrides"].update(overrides)
+    content["search"] = {"n_trials": 3, "sampler": "random", "pruner": pruner, "space": {
+        "model.optimizer.init_args.lr": {"type": "float", "low": 1.0e-3, "high": 1.0e-2, "log": True},
+        "model.surrogate.init_args.alpha": {"type": "int", "low": 1, "high": 4},
+        "model.backbone.init_args.hidden": {"type": "categorical", "choices": [[16], [32]]},
+    }}
+    with open(spec, "w") as f:
+        yaml.safe_dump(content, f)
+    return spec
+
+
+def test_search_samples_the_space_and_feeds_the_pruner_every_epoch(tmp_path):
+    spec = search_spec(tmp_path)
+    result = run_cli(["sweep", spec], cwd=tmp_path, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    trials = load_trials(sqlite_url(tmp_path, "search"), "search")
+    assert len(trials) == 3 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    for trial in trials:
+        assert 1.0e-3 <= trial.params["model.optimizer.init_args.lr"] <= 1.0e-2
+        assert trial.params["model.surrogate.init_args.alpha"] in (1, 2, 3, 4)
+        assert trial.params["model.backbone.init_args.hidden"] in ([16], [32])
+        # the pruner got val/acc after each of the 2 epochs, and the run used the sampled settings
+        assert sorted(trial.intermediate_values) == [0, 1]
+        assert trial.intermediate_values[1] == pytest.approx(trial.user_attrs["metrics"]["final_val_acc"])
+        with open(os.path.join(trial.user_attrs["run_dir"], "config.yaml")) as f:
+            config = yaml.safe_load(f)
+        assert config["model"]["optimizer"]["init_args"]["lr"] == trial.params["model.optimizer.init_args.lr"]
+        assert config["model"]["backbone"]["init_args"]["hidden"] == trial.params["model.backbone.init_args.hidden"]
+        assert trial.user_attrs["run_dir"].endswith(os.path.join("search", f"trial_{trial.number:04d}", "seed_0"))
+
+
+def test_search_with_a_pruner_refuses_ddp_trials(tmp_path, capsys):
+    spec = search_spec(tmp_path, **{"trainer.devices": 2})
+    with pytest.raises(SystemExit) as stop:
+        spikegrad_main(["sweep", spec])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs one process per trial" in err and "search.pruner none" in err, err
