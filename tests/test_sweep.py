@@ -4,6 +4,7 @@ worker's trial retried from its last.ckpt, failed trials recorded, bad specs ref
 from __future__ import annotations
 
 import csv
+import glob
 import math
 import os
 import signal
@@ -15,9 +16,11 @@ import optuna
 import pytest
 import yaml
 
-from _tiny_run import BIN, run_cli, subprocess_env, tiny_config
+from _tiny_run import BIN, TESTS_DIR, run_cli, subprocess_env, tiny_config
 from spikegrad.aggregate import aggregate, holm
 from spikegrad.cli import main as spikegrad_main
+from spikegrad.sweep.command import check_spec_settings
+from spikegrad.sweep.spec import load_spec
 
 pytestmark = pytest.mark.slow
 
@@ -291,3 +294,15 @@ def test_search_with_a_pruner_refuses_ddp_trials(tmp_path, capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "needs one process per trial" in err and "search.pruner none" in err, err
+
+
+REPO_SPECS = sorted(glob.glob(os.path.join(os.path.dirname(TESTS_DIR), "configs", "s*", "*.yaml")))
+
+
+@pytest.mark.parametrize("path", REPO_SPECS, ids=os.path.basename)
+def test_the_repository_s_sweep_specs_pass_the_checks(path, monkeypatch):
+    """The example sweep and the reproduction studies: every variant parses as `spikegrad fit` settings."""
+    monkeypatch.chdir(os.path.dirname(TESTS_DIR))
+    spec = load_spec(os.path.relpath(path))
+    check_spec_settings(spec)
+    assert spec.points() and spec.reference in spec.variants
