@@ -146,7 +146,10 @@ def test_two_workers_on_postgresql(tmp_path):
     assert not os.path.exists(os.path.join(str(tmp_path), "logs", "tiny_sweep", "optuna.db"))
 
 
-def test_a_killed_worker_s_trial_is_retried_from_its_last_checkpoint(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_a_stopped_worker_s_trial_is_retried_from_its_last_checkpoint(tmp_path, signum):
+    """SIGKILL: the worker dies mid-trial. SIGTERM (a cancelled job): it stops fit, exits 143 and leaves the trial
+    RUNNING rather than FAIL. Either way the same command again finishes the grid, nothing lost or run twice."""
     spec = write_spec(tmp_path)
     with open(spec) as f:
         content = yaml.safe_load(f)
@@ -155,10 +158,10 @@ def test_a_killed_worker_s_trial_is_retried_from_its_last_checkpoint(tmp_path):
         yaml.safe_dump(content, f)
     url = sqlite_url(tmp_path)
     worker = subprocess.Popen([BIN, "sweep", spec], cwd=str(tmp_path), env=subprocess_env(),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    killed = None
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stopped = None
     deadline = time.monotonic() + 600
-    while killed is None and time.monotonic() < deadline and worker.poll() is None:
+    while stopped is None and time.monotonic() < deadline and worker.poll() is None:
         time.sleep(0.2)
         try:
             trials = load_trials(url, "tiny_sweep")
@@ -168,20 +171,25 @@ def test_a_killed_worker_s_trial_is_retried_from_its_last_checkpoint(tmp_path):
             run_dir = trial.user_attrs.get("run_dir")
             if trial.state == optuna.trial.TrialState.RUNNING and run_dir and trial.number >= 1 \
                     and os.path.isfile(os.path.join(run_dir, "checkpoints", "last.ckpt")):
-                os.kill(worker.pid, signal.SIGKILL)  # mid-trial, after its first epoch's checkpoint
-                worker.wait()
-                killed = trial
+                os.kill(worker.pid, signum)  # mid-trial, after its first epoch's checkpoint
+                stopped = trial
                 break
-    assert killed is not None, "the worker finished or timed out before it could be killed mid-trial"
+    assert stopped is not None, "the worker finished or timed out before it could be stopped mid-trial"
+    err = worker.communicate(timeout=300)[1]
+    assert worker.returncode == -signal.SIGKILL if signum == signal.SIGKILL else worker.returncode == 143, err
+    if signum == signal.SIGTERM:
+        assert err.strip().splitlines()[-1].startswith("spikegrad sweep: stopped by SIGTERM; run the same command")
+        states = {t.number: t.state for t in load_trials(url, "tiny_sweep")}
+        assert states[stopped.number] == optuna.trial.TrialState.RUNNING  # not recorded as a failed run
     result = run_cli(["sweep", spec], cwd=tmp_path, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     trials = load_trials(url, "tiny_sweep")
     failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
-    assert [t.number for t in failed] == [killed.number]  # the killed trial, marked failed by its heartbeat
-    retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
+    assert [t.number for t in failed] == [stopped.number]  # the stopped trial, marked failed by its heartbeat
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == stopped.number]
     assert len(retries) == 1 and retries[0].state == optuna.trial.TrialState.COMPLETE
-    assert retries[0].user_attrs["resumed_from"].endswith(os.path.join("checkpoints", "last.ckpt"))
-    assert retries[0].user_attrs["run_dir"] == killed.user_attrs["run_dir"]
+    assert os.path.basename(retries[0].user_attrs["resumed_from"]) in ("last.ckpt", "interrupted.ckpt")
+    assert retries[0].user_attrs["run_dir"] == stopped.user_attrs["run_dir"]
     assert len(trials) == 5  # 4 trials + 1 retry: none lost, none run twice
     assert_grid_done_once(tmp_path, url)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 from typing import NoReturn
@@ -26,6 +27,7 @@ from spikegrad.errors import RUN_FAILED_EXIT_CODE, USAGE_EXIT_CODE, UsageError, 
 from spikegrad.sweep.spec import SweepSpec, load_spec
 from spikegrad.sweep.storage import default_url, open_storage
 from spikegrad.sweep.trial_args import check_settings, fit_args
+from spikegrad.sweep.worker import WorkerInterrupted
 
 __all__ = ["main"]
 
@@ -84,12 +86,24 @@ def _start_workers(spec_path: str, url: str, workers: int, threads: int) -> list
     """``workers`` worker processes; returns their exit codes."""
     command = [sys.executable, "-m", "spikegrad.sweep.worker", spec_path, "--storage", url, "--threads", str(threads)]
     processes = [subprocess.Popen(command) for _ in range(workers)]
+
+    def forward(signum, frame) -> None:  # SIGTERM (e.g. a cancelled job): every worker stops its trial too
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signum)
+
+    previous = signal.signal(signal.SIGTERM, forward)
     try:
-        return [process.wait() for process in processes]
-    except KeyboardInterrupt:
+        codes = [process.wait() for process in processes]
+    except KeyboardInterrupt:  # Ctrl-C reached the workers as well (same process group)
         for process in processes:
             process.wait()
         raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if 128 + signal.SIGTERM in codes:
+        raise WorkerInterrupted(signal.SIGTERM)
+    return codes
 
 
 def main(args: list[str] | None = None) -> None:
@@ -128,6 +142,11 @@ def main(args: list[str] | None = None) -> None:
         sys.exit(_finish(spec, study))
     except UsageError as error:
         sys.exit(report(error, prog=PROG))
+    except (WorkerInterrupted, KeyboardInterrupt) as stop:  # Ctrl-C or SIGTERM: the running trials are retried
+        signum = getattr(stop, "signum", signal.SIGINT)
+        sys.stderr.write(f"{PROG}: stopped by {signal.Signals(signum).name}; run the same command again to "
+                         "continue (interrupted trials are retried from their last.ckpt)\n")
+        sys.exit(128 + signum)
 
 
 def _summary_only(spec: SweepSpec, storage, url: str) -> int:

@@ -184,7 +184,7 @@ def _search(path: str, raw: Any) -> SearchSpec:
 
 def load_spec(path: str) -> SweepSpec:
     """Reads and checks ``path`` (keys, types, variants, objective); the settings themselves are checked against
-    the fit parser by :func:`spikegrad.sweep.validate.check_settings`."""
+    the fit parser by :func:`spikegrad.sweep.trial_args.check_settings`."""
     if not os.path.isfile(path):
         raise UsageError(f"sweep spec {path}: no such file; valid values: a YAML sweep spec (docs/sweeps.md)")
     try:

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import socket
 import sys
 import threading
@@ -29,6 +30,7 @@ import warnings
 
 from spikegrad.aggregate import run_metrics
 from spikegrad.errors import UsageError, report
+from spikegrad.resume import newest_checkpoint
 from spikegrad.sweep.spec import SweepSpec, load_spec
 from spikegrad.sweep.storage import open_storage
 from spikegrad.sweep.trial_args import fit_args, run_folder
@@ -147,6 +149,26 @@ class _Heartbeat:
         self.thread.join()
 
 
+class WorkerInterrupted(Exception):
+    """Ctrl-C or SIGTERM during a trial: the worker stops and leaves the trial RUNNING, so that its heartbeats
+    stop and the next worker retries it from its ``last.ckpt`` (instead of recording it as a failed run)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_SIGNALLED: dict = {"signum": None}
+
+
+def _note_signal(signum, frame) -> None:
+    """SIGINT/SIGTERM handler of a worker: remembers the signal; SIGINT still interrupts (KeyboardInterrupt), and
+    Lightning's own SIGTERM handler (which calls this one) stops fit."""
+    _SIGNALLED["signum"] = signum
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+
+
 class _LastLine:
     """A stderr that passes everything through and keeps the last non-empty line (the one-line error)."""
 
@@ -173,14 +195,20 @@ def _fit(args: list[str]) -> str | None:
     try:
         main(args)
     except SystemExit as stop:
+        if _SIGNALLED["signum"] is not None:
+            raise WorkerInterrupted(_SIGNALLED["signum"]) from None
         if stop.code in (0, None):
             return None
         return tee.last.removeprefix("spikegrad: error: ") or f"exit code {stop.code}"
+    except KeyboardInterrupt:
+        raise WorkerInterrupted(signal.SIGINT) from None
     except Exception as error:  # a bug or a crash inside training: recorded, the sweep goes on
         text = str(error).strip().splitlines()
         return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
     finally:
         sys.stderr, sys.argv = old, old_argv
+    if _SIGNALLED["signum"] is not None:
+        raise WorkerInterrupted(_SIGNALLED["signum"])
     return None
 
 
@@ -223,9 +251,10 @@ def _run_trial(spec: SweepSpec, study, trial) -> tuple[str, float]:
     trial.set_user_attr("run_dir", os.path.abspath(folder))
     trial.set_user_attr("pid", os.getpid())
     trial.set_user_attr("host", socket.gethostname())
-    last = os.path.join(folder, "checkpoints", "last.ckpt")
+    # a retry of a killed or interrupted run continues from its newest last.ckpt or interrupted.ckpt
+    last = newest_checkpoint([os.path.join(folder, "checkpoints")]) if os.path.isdir(folder) else None
     extra: list[str] = []
-    if os.path.isfile(last):  # a retry of a killed run: continue it
+    if last is not None:
         extra += ["--ckpt_path", last]
         trial.set_user_attr("resumed_from", os.path.abspath(last))
     elif os.path.isdir(folder):  # a run that stopped before its first checkpoint: start it again
@@ -284,10 +313,14 @@ def run_worker(spec: SweepSpec, storage_url: str, threads: int | None = None) ->
     if threads:
         torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _note_signal)
     storage = open_storage(storage_url, spec.heartbeat_interval, spec.grace_period, spec.max_retries)
     study, _ = prepare_study(spec, storage)
     counts: dict[str, int] = {}
     while True:
+        if _SIGNALLED["signum"] is not None:  # stopped between trials
+            raise WorkerInterrupted(_SIGNALLED["signum"])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)  # trials of dead workers: failed, and queued again
@@ -303,8 +336,14 @@ def run_worker(spec: SweepSpec, storage_url: str, threads: int | None = None) ->
             continue
         else:
             break
-        with _Heartbeat(storage, trial._trial_id, spec.heartbeat_interval):
-            state, fit_s = _run_trial(spec, study, trial)
+        try:
+            with _Heartbeat(storage, trial._trial_id, spec.heartbeat_interval):
+                state, fit_s = _run_trial(spec, study, trial)
+        except WorkerInterrupted:
+            print(f"[sweep {spec.name}] trial {trial.number} interrupted: left RUNNING without heartbeats; a worker "
+                  f"retries it from its last.ckpt {spec.grace_period} s from now (run the same command again)",
+                  flush=True)
+            raise
         total = time.perf_counter() - claimed
         print(f"[sweep {spec.name}] trial {trial.number} {state}: {total:.2f} s, of which fit {fit_s:.2f} s and "
               f"storage and bookkeeping {total - fit_s:.2f} s", flush=True)
@@ -322,6 +361,8 @@ def main(args: list[str] | None = None) -> None:
         run_worker(load_spec(options.spec), options.storage, options.threads)
     except UsageError as error:
         sys.exit(report(error, prog="spikegrad sweep worker"))
+    except WorkerInterrupted as stop:
+        sys.exit(128 + stop.signum)
 
 
 if __name__ == "__main__":
