@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from _tiny_run import BIN, TESTS_DIR, run_cli, subprocess_env, tiny_config
-from spikegrad.aggregate import aggregate, holm
+from spikegrad.aggregate import aggregate, holm, summary_figure, write_summary
 from spikegrad.cli import main as spikegrad_main
 from spikegrad.sweep.command import check_spec_settings
 from spikegrad.sweep.spec import load_spec
@@ -205,8 +205,14 @@ def test_a_failing_trial_is_recorded_and_the_others_go_on(tmp_path):
     assert trials["diverges"].state == optuna.trial.TrialState.FAIL
     reason = trials["diverges"].user_attrs["fail_reason"]
     assert "\n" not in reason and ("finite" in reason.lower() or "nan" in reason.lower()), reason
-    summary = open(os.path.join(str(tmp_path), "logs", "tiny_sweep", "summary", "summary.md")).read()
-    assert f"diverges seed 0): FAIL: {reason}" in summary
+    summary_md = os.path.join(str(tmp_path), "logs", "tiny_sweep", "summary", "summary.md")
+    assert f"diverges seed 0): FAIL: {reason}" in open(summary_md).read()
+    # --summary: only the summary, rewritten from the study; nothing trains
+    os.remove(summary_md)
+    again = run_cli(["sweep", spec, "--summary"], cwd=tmp_path, timeout=300)
+    assert again.returncode == 1 and "1 trial(s) complete, 1 not" in again.stdout, again.stdout + again.stderr
+    assert f"diverges seed 0): FAIL: {reason}" in open(summary_md).read()
+    assert len(load_trials(sqlite_url(tmp_path), "tiny_sweep")) == 2
 
 
 @pytest.mark.parametrize(
@@ -314,3 +320,21 @@ def test_the_repository_s_sweep_specs_pass_the_checks(path, monkeypatch):
     spec = load_spec(os.path.relpath(path))
     check_spec_settings(spec)
     assert spec.points() and spec.reference in spec.variants
+
+
+def test_summary_figure_of_twenty_variants(tmp_path):
+    """Small multiples for 20 variants × 3 seeds: one row per variant labelled with its n, axes zoomed to the data."""
+    records = [{"group": f"variant_{g:02d}", "seed": s, "test_acc": 0.9 + 0.001 * g + 0.002 * s,
+                "firing_rate": 0.1 + 0.01 * g, "grad_sparsity": 0.5, "sec_per_epoch": 1.0 + s}
+               for g in range(20) for s in range(3)]
+    metrics = ["test_acc", "firing_rate", "grad_sparsity", "sec_per_epoch"]
+    groups = aggregate(records, "variant_00", metrics)
+    path = write_summary(str(tmp_path), "twenty", groups, metrics, "test_acc")
+    figure = summary_figure(groups, metrics)
+    axes = figure.axes
+    assert len(axes) == 4 and figure.get_size_inches()[1] >= 0.28 * 20
+    assert [label.get_text() for label in axes[0].get_yticklabels()][0] == "variant_00 (n=3)"
+    low, high = axes[0].get_xlim()
+    assert 0.89 < low and high < 0.93  # accuracy axis zoomed to the data, not [0, 1]
+    text = open(path).read()
+    assert text.count("| 3 |") == 20 and "reference" in text
