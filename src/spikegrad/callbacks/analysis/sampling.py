@@ -23,7 +23,8 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from torchmetrics import Metric
 
-from spikegrad.neurons import SpikingNeuron, spiking_layers
+from spikegrad.layer_names import named_spiking_layers
+from spikegrad.neurons import SpikingNeuron
 
 __all__ = [
     "SampleSums",
@@ -31,6 +32,7 @@ __all__ = [
     "SampledBatchCallback",
     "epoch_end_step",
     "figure_due",
+    "log_constants",
     "log_scalars",
     "tensorboard_writers",
 ]
@@ -77,6 +79,18 @@ def log_scalars(trainer: L.Trainer, metrics: dict[str, float], step: int) -> Non
         return
     for logger in trainer.loggers:
         logger.log_metrics(metrics, step=step)
+
+
+def log_constants(trainer: L.Trainer, tag: str, values: dict[str, float], step: int) -> None:
+    """Numbers that stay the same over a run, once: a text table ``tag`` in TensorBoard, one row elsewhere."""
+    if not values or not trainer.is_global_zero:
+        return
+    table = "| quantity | value |\n|---|---|\n" + "".join(f"| `{k}` | {v:.6g} |\n" for k, v in values.items())
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_text(tag, table, global_step=step)
+        else:
+            logger.log_metrics(values, step=step)
 
 
 def tensorboard_writers(trainer: L.Trainer) -> list:
@@ -149,7 +163,7 @@ class SampledBatchCallback(Callback):
         step = trainer.global_step
         if step % self.every_n_steps != 0 or step == self._last_sampled_step:
             return
-        self._layers = spiking_layers(pl_module)
+        self._layers = named_spiking_layers(pl_module)  # readable names: conv1.lif, fc1.lif, ...
         if not self._layers:
             return
         self._sample_step = self._last_sampled_step = step
