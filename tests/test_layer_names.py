@@ -3,7 +3,7 @@
 import functools
 
 from spikegrad.layer_names import named_spiking_layers, readable_layer_names, synaptic_layer_names
-from spikegrad.models import ResNet18, SEWResNet, SpikingConvNet, SpikingMLP, VGG16
+from spikegrad.models import VGG16, ResNet18, SEWResNet, SpikingConvNet, SpikingMLP
 from spikegrad.module import SpikingClassifier
 from spikegrad.neurons import LIF, PLIF
 from spikegrad.surrogates import ATan

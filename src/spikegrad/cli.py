@@ -42,7 +42,13 @@ from spikegrad.callbacks.run.interrupt_checkpoint import InterruptCheckpoint  # 
 from spikegrad.callbacks.run.last_checkpoint import LastCheckpoint  # noqa: E402
 from spikegrad.callbacks.run.random_state import RandomStateCheckpoint  # noqa: E402
 from spikegrad.class_paths import ClassPathErrorParser  # noqa: E402
-from spikegrad.console import CompactModelSummary, CompactProgressBar, EpochLine, is_terminal  # noqa: E402
+from spikegrad.console import (  # noqa: E402
+    CompactModelSummary,
+    CompactProgressBar,
+    EpochLine,
+    is_terminal,
+    logger_hints,
+)
 from spikegrad.data.base import SpikeDataModule  # noqa: E402
 from spikegrad.data.errors import DataError  # noqa: E402
 from spikegrad.errors import ErrorLog, RunFailed, UsageError, report  # noqa: E402
@@ -292,9 +298,9 @@ class SpikegradCLI(LightningCLI):
                     )
                     print(f"\nTest results ({label} checkpoint): {summary}")
         log_dir = self.trainer.log_dir  # a collective call under DDP: every process makes it
-        if self.trainer.is_global_zero and log_dir:
-            root = getattr(self.trainer.logger, "save_dir", None) or log_dir
-            print(f"TensorBoard logs: {log_dir}  (view with: tensorboard --logdir {root})")
+        if self.trainer.is_global_zero:
+            for line in logger_hints(self.trainer.loggers, log_dir):
+                print(line)
 
 
 def main(args: list[str] | None = None) -> None:

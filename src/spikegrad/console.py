@@ -5,8 +5,8 @@ columns, and one plain line per epoch when the output is not a terminal (a clust
   deprecation, filtered by their exact text; every other warning is shown as before.
 * :class:`CompactModelSummary`: Lightning's model summary without the FLOPs it cannot count (it counts them
   only on an ``example_input_array``, which would cost an extra forward pass: ``Total FLOPs: 0`` otherwise).
-* :class:`CompactProgressBar`: Rich's bar with short metric names (``loss``, ``acc``, ``val_loss``,
-  ``val_acc``), three decimals and the logger version as an integer.
+* :class:`CompactProgressBar`: Rich's bar in 80 columns: ``Epoch 3/14 ━━━━━━━━━━ 20/20 v_num: 0 loss: 0.412
+  val loss/acc: 0.380/0.912``, the logger version as an integer.
 * :class:`EpochLine`: ``epoch 3/15  loss 0.412  val_loss 0.380  val_acc 0.912  2.1 s`` after each training
   epoch (with its validation), for output that is not a terminal, where a progress bar keeps only its last state.
 """
@@ -19,29 +19,41 @@ import time
 import lightning as L
 from lightning.pytorch.callbacks import Callback, RichModelSummary, RichProgressBar
 
-__all__ = ["CompactModelSummary", "CompactProgressBar", "EpochLine", "is_terminal"]
+__all__ = ["CompactModelSummary", "CompactProgressBar", "EpochLine", "is_terminal", "logger_hints"]
 
-# progress-bar metric -> the short name shown (others are left out of the bar; all are logged)
-BAR_METRICS = {"train/loss_step": "loss", "train/acc": "acc", "val/loss": "val_loss", "val/acc": "val_acc"}
-
-
+# what the bar shows after the batch count (all metrics are logged; the epoch line and the loggers have the rest)
+BAR_WIDTH = 10
 def is_terminal(stream=None) -> bool:
     stream = sys.stdout if stream is None else stream
     return bool(getattr(stream, "isatty", lambda: False)())
 
 
 class CompactProgressBar(RichProgressBar):
-    """Rich's progress bar with the metrics of :data:`BAR_METRICS` under short names and an integer ``v_num``."""
+    """Rich's progress bar in 80 columns: description, a 10-cell bar, the batch count, then ``v_num`` as an
+    integer, the training loss and ``val loss/acc`` as ``0.234/0.903`` (Rich's own layout, with its time and
+    speed columns and all metrics, wraps over several lines at 80 columns)."""
+
+    def configure_columns(self, trainer: L.Trainer) -> list:
+        from lightning.pytorch.callbacks.progress.rich_progress import BatchesProcessedColumn, CustomBarColumn
+        from rich.progress import TextColumn
+
+        theme = self.theme
+        bar = CustomBarColumn(bar_width=BAR_WIDTH, complete_style=theme.progress_bar,
+                              finished_style=theme.progress_bar_finished, pulse_style=theme.progress_bar_pulse)
+        return [TextColumn("[progress.description]{task.description}"), bar,
+                BatchesProcessedColumn(style=self.theme.batch_progress)]
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, int | str | float]:
         metrics = super().get_metrics(trainer, pl_module)
         shown: dict[str, int | str | float] = {}
         if "v_num" in metrics:
             shown["v_num"] = str(metrics["v_num"])  # a string: Rich's column formats numbers as 0.000
-        for key, short in BAR_METRICS.items():
-            if key in metrics:
-                value = metrics[key]
-                shown[short] = f"{float(value):.3f}" if isinstance(value, (int, float)) else value
+        loss = _number(metrics.get("train/loss_step", metrics.get("train/loss")))
+        if loss is not None:
+            shown["loss"] = f"{loss:.3f}"
+        val_loss, val_acc = _number(metrics.get("val/loss")), _number(metrics.get("val/acc"))
+        if val_loss is not None and val_acc is not None:
+            shown["val loss/acc"] = f"{val_loss:.3f}/{val_acc:.3f}"
         return shown
 
 
@@ -105,3 +117,25 @@ class CompactModelSummary(RichModelSummary):
             f"Total params: {get_human_readable_count(int(total_parameters))}   "
             f"Size: {model_size:.3f} MB"
         )
+
+
+def logger_hints(loggers: list, log_dir: str | None) -> list[str]:
+    """Where each logger put the run, and how to look at it (printed after fit)."""
+    hints = []
+    for logger in loggers:
+        kind = type(logger).__name__
+        if kind == "TensorBoardLogger":
+            hints.append(f"TensorBoard logs: {logger.log_dir}  (view with: tensorboard --logdir {logger.save_dir})")
+        elif kind == "CSVLogger":
+            hints.append(f"CSV logs: {logger.log_dir}/metrics.csv  (figures and histograms need TensorBoard; "
+                         f"spikegrad report {logger.log_dir} reads the scalars)")
+        elif kind == "MLFlowLogger":
+            uri = logger.experiment.tracking_uri if hasattr(logger.experiment, "tracking_uri") else logger._tracking_uri
+            hints.append(f"MLflow run {logger.run_id} of experiment {logger.name!r} in {uri}  "
+                         f"(view with: mlflow ui --backend-store-uri {uri})")
+        elif kind == "WandbLogger":
+            url = getattr(getattr(logger, "experiment", None), "url", None)
+            hints.append(f"W&B run {logger.version}: {url or 'see wandb'}")
+        else:
+            hints.append(f"{kind} logs: {getattr(logger, 'log_dir', None) or log_dir}")
+    return hints
