@@ -17,7 +17,9 @@ differently. :func:`run_hparams` builds the table from the run's config instead:
   ``DspikeTemperatureSearch.b0``); the analysis monitors, which leave training bitwise the same, and the
   run-safety callbacks are left out.
 
-The compared metrics (:data:`HPARAM_METRICS`) are ``test/acc``, ``val/acc_best``, ``firing_rate/mean`` and
+TensorBoard lists the keys of the first run it finds and shows five of them until others are ticked: the
+ones in :data:`SHOWN_FIRST` (learning rate, surrogate, neuron, T, batch size). The compared metrics
+(:data:`HPARAM_METRICS`) are ``test/acc``, ``val/acc_best``, ``firing_rate/mean`` and
 ``grad_sparsity/mean``; TensorBoard shows the last value of each tag, so ``spikegrad test`` run later into the
 same folder updates ``test/acc`` in the table.
 """
@@ -31,6 +33,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.core.saving import save_hparams_to_yaml
 from lightning.pytorch.loggers import TensorBoardLogger
+from tensorboard.plugins.hparams import plugin_data_pb2
 from torch.utils.tensorboard.summary import hparams
 
 from spikegrad.tensorboard_layout import write_layout
@@ -38,6 +41,8 @@ from spikegrad.tensorboard_layout import write_layout
 __all__ = ["HPARAM_METRICS", "HyperparameterTable", "log_hparams", "run_hparams"]
 
 HPARAM_METRICS = ("test/acc", "val/acc_best", "firing_rate/mean", "grad_sparsity/mean")
+# TensorBoard's table shows five settings until others are ticked: those it is told differ, then by name
+SHOWN_FIRST = ("optimizer.lr", "surrogate", "neuron", "time_steps", "batch_size")
 # model settings the data module fills in (the CLI links them), not choices of the run
 LINKED_MODEL_SETTINGS = ("num_classes", "input_shape", "encoding", "data_time_steps", "time_steps")
 # data options that say where data is or how fast it loads, not what is trained on
@@ -169,9 +174,21 @@ def log_hparams(loggers: list, params: dict[str, Any]) -> None:
         # the metrics is written here instead (what that method does after logging the values).
         logger.log_hyperparams(params, metrics={})
         experiment, start, end = hparams(params, dict.fromkeys(HPARAM_METRICS, 0.0))
+        _show_first(experiment, SHOWN_FIRST)
         writer = logger.experiment._get_file_writer()  # SummaryWriter's writer, as Lightning itself uses it
         for summary in (experiment, start, end):
             writer.add_summary(summary)
         write_layout(logger.experiment)  # loss and accuracy first in CUSTOM SCALARS
         logger.experiment.flush()
         save_hparams_to_yaml(os.path.join(logger.log_dir, logger.NAME_HPARAMS_FILE), logger.hparams)
+
+
+def _show_first(experiment_summary, names: tuple[str, ...]) -> None:
+    """Marks ``names`` as the settings that differ between runs in the experiment summary, so that TensorBoard's
+    HPARAMS tab shows them by default (it shows the first five, sorted by that flag and then by name; the flag is
+    otherwise unset in a summary written by one run, which cannot know the others)."""
+    value = experiment_summary.value[0]
+    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+    for info in data.experiment.hparam_infos:
+        info.differs = info.name in names
+    value.metadata.plugin_data.content = data.SerializeToString()
