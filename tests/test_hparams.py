@@ -101,3 +101,15 @@ def test_neuron_options_are_taken_generically():
     assert flat == {"seed": 3, "max_epochs": 5, "time_steps": 4, "neuron": "LIF", "neuron.tau": 2.0,
                     "neuron.backend": "triton", "neuron.anything_new": 1, "ParametricSurrogate": True,
                     "ParametricSurrogate.kappa": 1.5}
+
+
+def test_custom_scalars_put_loss_and_accuracy_first_and_only_charts_with_data(fitted):
+    from tensorboard.plugins.custom_scalar import layout_pb2
+
+    _, run = fitted
+    events = EventAccumulator(run, size_guidance={"tensors": 0})
+    events.Reload()
+    (config,) = events.Tensors("custom_scalars__config__")
+    layout = layout_pb2.Layout.FromString(config.tensor_proto.string_val[0])
+    assert [c.title for c in layout.category] == ["1 training", "2 spiking activity", "5 method state"]
+    assert [chart.title for chart in layout.category[0].chart] == ["loss", "accuracy"]

@@ -160,11 +160,16 @@ class HyperparameterTable(Callback):
             return
         self.written = True
         if trainer.is_global_zero:
-            log_hparams(trainer.loggers, self.params(trainer, pl_module))
+            present = {type(callback).__name__ for callback in trainer.callbacks}
+            pda = getattr(pl_module, "pda", None)
+            if pda is not None and pda.weight > 0:
+                present.add("pda")
+            log_hparams(trainer.loggers, self.params(trainer, pl_module), present)
 
 
-def log_hparams(loggers: list, params: dict[str, Any]) -> None:
-    """``params`` to every logger; for TensorBoard with :data:`HPARAM_METRICS` as the compared metrics."""
+def log_hparams(loggers: list, params: dict[str, Any], present: set[str] = frozenset()) -> None:
+    """``params`` to every logger; for TensorBoard with :data:`HPARAM_METRICS` as the compared metrics, and the
+    custom-scalars layout for the callbacks ``present`` (class names)."""
     for logger in loggers:
         if not isinstance(logger, TensorBoardLogger):
             logger.log_hyperparams(params)
@@ -178,7 +183,7 @@ def log_hparams(loggers: list, params: dict[str, Any]) -> None:
         writer = logger.experiment._get_file_writer()  # SummaryWriter's writer, as Lightning itself uses it
         for summary in (experiment, start, end):
             writer.add_summary(summary)
-        write_layout(logger.experiment)  # loss and accuracy first in CUSTOM SCALARS
+        write_layout(logger.experiment, set(present))  # loss and accuracy first in CUSTOM SCALARS
         logger.experiment.flush()
         save_hparams_to_yaml(os.path.join(logger.log_dir, logger.NAME_HPARAMS_FILE), logger.hparams)
 

@@ -15,7 +15,6 @@ LAYOUT: dict[str, dict[str, list]] = {
     "1 training": {
         "loss": ["Multiline", [r"^train/loss_epoch$", r"^val/loss$", r"^test/loss$"]],
         "accuracy": ["Multiline", [r"^train/acc$", r"^val/acc$", r"^val/acc_best$", r"^test/acc$"]],
-        "learning rate": ["Multiline", [r"^lr"]],
     },
     "2 spiking activity": {
         "firing rate per layer (spikes per neuron per step)": ["Multiline", [r"^firing_rate/"]],
@@ -25,7 +24,7 @@ LAYOUT: dict[str, dict[str, list]] = {
     "3 potential": {
         "mean h/θ per layer": ["Multiline", [r"^potential/.*/mean_over_theta$"]],
         "fraction in the surrogate window": ["Multiline", [r"^potential/.*/frac_in_window$"]],
-        "PDA": ["Multiline", [r"^train/pda", r"^pda/"]],
+        "PDA penalty": ["Multiline", [r"^train/pda", r"^pda/"]],
     },
     "4 energy": {
         "SNN energy per sample (µJ)": ["Multiline", [r"^energy/snn_uJ$"]],
@@ -41,6 +40,29 @@ LAYOUT: dict[str, dict[str, list]] = {
 }
 
 
-def write_layout(writer) -> None:
-    """Writes :data:`LAYOUT` with a ``SummaryWriter``."""
-    writer.add_custom_scalars(LAYOUT)
+# the callbacks (by class name) whose tags a category or chart shows; without them it is left out
+NEEDS = {
+    "2 spiking activity": ("FiringRateMonitor", "GradientSparsityMonitor"),
+    "3 potential": ("PotentialMonitor",),
+    "4 energy": ("EnergyMonitor",),
+    "5 method state": ("MethodStateMonitor", "ParametricSurrogate", "DspikeTemperatureSearch"),
+    "PDA penalty": ("pda",),
+}
+
+
+def layout_for(present: set[str]) -> dict[str, dict[str, list]]:
+    """:data:`LAYOUT` without the categories and charts whose callbacks are not in ``present`` (class names, and
+    ``pda`` when the run uses potential distribution adjustment): no empty charts."""
+    layout = {}
+    for category, charts in LAYOUT.items():
+        if category in NEEDS and not present & set(NEEDS[category]):
+            continue
+        kept = {name: chart for name, chart in charts.items() if name not in NEEDS or present & set(NEEDS[name])}
+        if kept:
+            layout[category] = kept
+    return layout
+
+
+def write_layout(writer, present: set[str]) -> None:
+    """Writes the layout for a run with the callbacks ``present`` with a ``SummaryWriter``."""
+    writer.add_custom_scalars(layout_for(present))
