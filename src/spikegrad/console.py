@@ -127,12 +127,13 @@ def logger_hints(loggers: list, log_dir: str | None) -> list[str]:
         if kind == "TensorBoardLogger":
             hints.append(f"TensorBoard logs: {logger.log_dir}  (view with: tensorboard --logdir {logger.save_dir})")
         elif kind == "CSVLogger":
-            hints.append(f"CSV logs: {logger.log_dir}/metrics.csv  (figures and histograms need TensorBoard; "
-                         f"spikegrad report {logger.log_dir} reads the scalars)")
+            hints.append(f"CSV logs: {logger.log_dir}/metrics.csv  (figures in {logger.log_dir}/figures; "
+                         f"histograms need TensorBoard; compare runs with: spikegrad report {logger.save_dir})")
         elif kind == "MLFlowLogger":
-            uri = logger.experiment.tracking_uri if hasattr(logger.experiment, "tracking_uri") else logger._tracking_uri
-            hints.append(f"MLflow run {logger.run_id} of experiment {logger.name!r} in {uri}  "
-                         f"(view with: mlflow ui --backend-store-uri {uri})")
+            uri = getattr(logger.experiment, "tracking_uri", None) or getattr(logger, "_tracking_uri", "")
+            name = getattr(logger, "_experiment_name", None) or logger.name
+            hints.append(f"MLflow run {logger.run_id} of experiment {name!r} in {uri}  "
+                         f"(view with: mlflow ui --backend-store-uri {uri}; figures are its artifacts)")
         elif kind == "WandbLogger":
             url = getattr(getattr(logger, "experiment", None), "url", None)
             hints.append(f"W&B run {logger.version}: {url or 'see wandb'}")

@@ -33,8 +33,10 @@ from spikegrad.callbacks.analysis.sampling import (
     check_figure_every,
     epoch_end_step,
     figure_due,
+    log_figure,
     log_scalars,
     reduced,
+    tell_once,
     tensorboard_writers,
 )
 from spikegrad.plotting import potential_figure
@@ -128,6 +130,7 @@ class PotentialMonitor(SampledBatchCallback):
         sums, extremes = sums.numpy(), extremes.numpy()
         metrics: dict[str, float] = {}
         writers = tensorboard_writers(trainer)
+        tell_once(self, "the histograms potential/<layer>", trainer)
         for name, row, (u_max, neg_u_min) in zip(names, sums, extremes, strict=True):
             count, total, total_sq, below, inside, above = row[: len(_SUMS)]
             hist = row[len(_SUMS):]
@@ -153,11 +156,12 @@ class PotentialMonitor(SampledBatchCallback):
             return
         pda = getattr(pl_module, "pda", None)
         pda_window = (float(pda.lo), float(pda.hi)) if pda is not None and pda.weight > 0 else None
-        for writer in tensorboard_writers(trainer):
-            # one figure per layer: readable at the Images tab's card size, and in depth order
-            for name, counts in hists.items():
-                figure = potential_figure(
-                    {name: (self.edges, counts)}, self._windows,
-                    f"Pre-spike potential h/θ of {name}, epoch {trainer.current_epoch}", pda_window,
-                )
-                writer.add_figure(f"potential/distribution/{name}", figure, global_step=epoch_end_step(trainer))
+        if not trainer.is_global_zero or not trainer.loggers:
+            return
+        # one figure per layer: readable at the Images tab's card size, and in depth order
+        for name, counts in hists.items():
+            figure = potential_figure(
+                {name: (self.edges, counts)}, self._windows,
+                f"Pre-spike potential h/θ of {name}, epoch {trainer.current_epoch}", pda_window,
+            )
+            log_figure(trainer, f"potential/distribution/{name}", figure, epoch_end_step(trainer))
