@@ -73,3 +73,20 @@ def test_a_log_file_gets_one_plain_line_per_epoch(tmp_path):
     assert not [line for line in output.splitlines() if any(word in line for word in NOISE)]
     assert "\r" not in output and not re.search(r"Epoch \d+/\d+ +[━╸╺]", output)  # no bar states
     assert "Total params" in output
+
+
+def test_event_generation_reports_progress_and_chunks_give_the_same_events(tmp_path, capsys):
+    import numpy as np
+    import torch
+
+    from spikegrad.data.emulator import emulate_saccade_events
+    from spikegrad.data.event_digits import EventDigitsDataModule
+
+    images = torch.rand(7, 8, 8)
+    whole = emulate_saccade_events(images)
+    parts = emulate_saccade_events(images[:3]) + emulate_saccade_events(images[3:])
+    assert all(np.array_equal(a, b) for a, b in zip(whole, parts, strict=True))
+    EventDigitsDataModule(data_dir=str(tmp_path)).prepare_data()
+    lines = capsys.readouterr().out.splitlines()  # not a terminal here: a line before and one after
+    assert lines[0].startswith("Generating the events of 1797 digits") and lines[0].endswith("...")
+    assert re.match(r"Generating the events of 1797 digits .*: done in \d+\.\d s$", lines[1])

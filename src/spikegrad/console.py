@@ -9,6 +9,7 @@ columns, and one plain line per epoch when the output is not a terminal (a clust
   val loss/acc: 0.380/0.912``, the logger version as an integer.
 * :class:`EpochLine`: ``epoch 3/15  loss 0.412  val_loss 0.380  val_acc 0.912  2.1 s`` after each training
   epoch (with its validation), for output that is not a terminal, where a progress bar keeps only its last state.
+* :func:`progress`: a bar for the slow preparation steps (event generation), or two lines in a log.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 import lightning as L
 from lightning.pytorch.callbacks import Callback, RichModelSummary, RichProgressBar
 
-__all__ = ["CompactModelSummary", "CompactProgressBar", "EpochLine", "is_terminal", "logger_hints"]
+__all__ = ["CompactModelSummary", "CompactProgressBar", "EpochLine", "is_terminal", "logger_hints", "progress"]
 
 # what the bar shows after the batch count (all metrics are logged; the epoch line and the loggers have the rest)
 BAR_WIDTH = 10
@@ -55,6 +56,19 @@ class CompactProgressBar(RichProgressBar):
         if val_loss is not None and val_acc is not None:
             shown["val loss/acc"] = f"{val_loss:.3f}/{val_acc:.3f}"
         return shown
+
+
+def progress(items: list, description: str):
+    """``items``, one by one, with a progress bar on a terminal; elsewhere a line before and one after."""
+    if is_terminal():
+        from rich.progress import track
+
+        yield from track(items, description=description, total=len(items), transient=True)
+        return
+    start = time.perf_counter()
+    print(f"{description} ...", flush=True)
+    yield from items
+    print(f"{description}: done in {time.perf_counter() - start:.1f} s", flush=True)
 
 
 def _number(value) -> float | None:
