@@ -114,3 +114,13 @@ def test_image_has_a_c_compiler_before_the_project_is_built(repo_root):
     assert apt < pip and all(tool in runs[apt].split() for tool in ("gcc", "g++"))
     copies = [a.split() for kind, a in steps if kind == "COPY"]
     assert any("setup.py" in c[:-1] for c in copies)
+
+
+def test_readme_config_block_is_the_quickstart_config(repo_root):
+    """The README's config block shows exactly the model and data settings of configs/quickstart.yaml."""
+    import yaml
+
+    blocks = re.findall(r"```yaml\n(model:\n.*?)```", _read(repo_root, "README.md"), flags=re.S)
+    shown = yaml.safe_load(blocks[0])
+    quickstart = yaml.safe_load(_read(repo_root, "configs/quickstart.yaml"))
+    assert shown == {"model": quickstart["model"], "data": quickstart["data"]}
