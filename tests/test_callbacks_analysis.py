@@ -272,3 +272,20 @@ def test_ddp_statistics_are_global_and_logged_once(tmp_path):
     assert ranks[0] != ranks[1]  # the processes saw different data
     assert len(events.Histograms(f"potential/{name}")) == 1
     assert events.Histograms(f"potential/{name}")[0].histogram_value.num == 2 * ranks[0][name][1]
+
+
+def test_potential_figure_draws_the_pda_window_only_when_pda_is_on():
+    import numpy as np
+
+    from spikegrad.plotting import potential_figure
+
+    edges, counts = np.linspace(-2, 4, 61), np.ones(60)
+    off = potential_figure({"conv1.lif": (edges, counts)}, {"conv1.lif": 0.5}, "h/θ")
+    on = potential_figure({"conv1.lif": (edges, counts)}, {"conv1.lif": 0.5}, "h/θ", (0.0, 2.0))
+
+    def labels(figure):
+        return [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+
+    assert labels(off) == ["surrogate window", "threshold θ"] and "PDA window" in labels(on)
+    assert off.axes[0].get_title() == "conv1.lif"
+    assert on.axes[0].get_title() == "conv1.lif  (33% in the PDA window [0, 2]θ)"  # 20 of 60 equal bins
