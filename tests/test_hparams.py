@@ -113,3 +113,18 @@ def test_custom_scalars_put_loss_and_accuracy_first_and_only_charts_with_data(fi
     layout = layout_pb2.Layout.FromString(config.tensor_proto.string_val[0])
     assert [c.title for c in layout.category] == ["1 training", "2 spiking activity", "5 method state"]
     assert [chart.title for chart in layout.category[0].chart] == ["loss", "accuracy"]
+
+
+def test_tensorboard_shows_learning_rate_surrogate_neuron_t_and_batch_size_first(fitted):
+    """TensorBoard ticks five settings by default, those flagged as differing first: ours are flagged."""
+    from spikegrad.hparams import SHOWN_FIRST
+
+    _, run = fitted
+    flagged = []
+    for path in glob.glob(os.path.join(run, "events.out.tfevents.*")):
+        for event in event_file_loader.EventFileLoader(path).Load():
+            for value in event.summary.value:
+                if value.tag == "_hparams_/experiment":
+                    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+                    flagged = sorted(info.name for info in data.experiment.hparam_infos if info.differs)
+    assert flagged == sorted(SHOWN_FIRST) == ["batch_size", "neuron", "optimizer.lr", "surrogate", "time_steps"]
