@@ -1,34 +1,47 @@
-# spikegrad on the official PyTorch CUDA runtime image (torch 2.14.1, CUDA 13.0, cuDNN 9; the same torch as
-# requirements/constraints.txt). Build and run: see README.md, section "Docker".
+# syntax=docker/dockerfile:1
+# spikegrad on the official PyTorch CUDA runtime image (torch 2.14.1, CUDA 13.0, cuDNN 9, Python 3.12; the same
+# torch as requirements/constraints.txt). Build and run: see README.md, section "Docker".
 ARG BASE_IMAGE=pytorch/pytorch:2.14.1-cuda13.0-cudnn9-runtime
-FROM ${BASE_IMAGE}
 
-# the commit the image was built from, recorded in each run's manifest.json (there is no .git in the image)
-ARG GIT_COMMIT=unknown
-ENV PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    MPLCONFIGDIR=/tmp/matplotlib \
-    SPIKEGRAD_GIT_COMMIT=${GIT_COMMIT}
-
-# a C compiler: pip builds spikegrad's one optional C extension (the fast MSG masks,
-# src/spikegrad/surrogates/_bernoulli.c), and torch.compile (the neuron's backend "compile") generates C++ on the
-# CPU and needs one for Triton on CUDA.
-# The distribution's current compiler is what is wanted here, so its version is not pinned.
+# --- builder: compilers and headers, a virtual environment with the dependencies, then the project ---------------
+FROM ${BASE_IMAGE} AS builder
+# gcc and the Python headers build expelliarmus (no wheel for Python 3.12) and spikegrad's optional C extension
+# (src/spikegrad/surrogates/_bernoulli.c); the distribution's current versions are what is wanted here.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends gcc g++ libc6-dev \
+    && apt-get install -y --no-install-recommends gcc g++ libc6-dev python3-dev python3-venv \
     && rm -rf /var/lib/apt/lists/*
-
-# the project, with every dependency pinned to the resolved versions kept in the repository
+# the image's Python is externally managed (PEP 668): a virtual environment that also sees the image's torch
+RUN python3 -m venv --system-site-packages /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /opt/spikegrad
-COPY requirements/constraints.txt requirements/constraints.txt
+# dependencies first (this layer changes only with the pins), then the source
+COPY requirements/runtime-py312.txt requirements/runtime-py312.txt
+RUN --mount=type=cache,target=/root/.cache/pip \
+    pip install -r requirements/runtime-py312.txt
 COPY pyproject.toml setup.py README.md ./
 COPY src ./src
-RUN pip install --no-cache-dir -c requirements/constraints.txt /opt/spikegrad
+RUN --mount=type=cache,target=/root/.cache/pip \
+    pip install --no-deps /opt/spikegrad
 
-# a non-root user; data/ (downloads) and logs/ (TensorBoard runs, checkpoints) are volumes
+# --- runtime: the base image, the virtual environment, a non-root user ---------------------------------------------
+FROM ${BASE_IMAGE}
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    MPLCONFIGDIR=/tmp/matplotlib
+COPY --from=builder /opt/venv /opt/venv
+# the neuron option `backend: compile` (torch.compile) generates C++ at run time and needs a compiler and the
+# Python headers: --build-arg WITH_COMPILER=true adds them (about 250 MB)
+ARG WITH_COMPILER=false
+# hadolint ignore=DL3008
+RUN if [ "$WITH_COMPILER" = "true" ]; then \
+        apt-get update \
+        && apt-get install -y --no-install-recommends gcc g++ libc6-dev python3-dev \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi
+# data/ (downloads) and logs/ (TensorBoard runs, checkpoints) are volumes
 RUN useradd --create-home --uid 10001 spikegrad \
     && mkdir -p /workspace/data /workspace/logs \
     && chown -R spikegrad:spikegrad /workspace
@@ -36,6 +49,9 @@ COPY --chown=spikegrad:spikegrad configs /workspace/configs
 USER 10001:10001
 WORKDIR /workspace
 VOLUME ["/workspace/data", "/workspace/logs"]
+# last, so that a new commit rebuilds nothing above: recorded in each run's manifest.json (no .git in the image)
+ARG GIT_COMMIT=unknown
+ENV SPIKEGRAD_GIT_COMMIT=${GIT_COMMIT}
 
 ENTRYPOINT ["spikegrad"]
 CMD ["--help"]

@@ -22,6 +22,7 @@ from spikegrad.callbacks import (
 )
 from spikegrad.callbacks.analysis.potential import surrogate_window
 from spikegrad.data import DigitsDataModule
+from spikegrad.layer_names import readable_layer_names
 from spikegrad.models import SpikingConvNet, SpikingMLP
 from spikegrad.module import SpikingClassifier
 from spikegrad.neurons import PLIF
@@ -92,12 +93,12 @@ def analysed(tmp_path_factory):
 
 def test_every_tag_is_logged_in_range(analysed):
     trainer, model, events, seen = analysed
-    layers = list(model.spiking_layers())
+    names = readable_layer_names(model)  # module path -> tag name
     sampled = [s for s in range(trainer.global_step) if s % EVERY == 0]
-    assert len(layers) == 3 and sampled == [0, 2, 4, 6]
+    assert list(names.values()) == ["conv1.lif", "conv2.lif", "fc1.lif"] and sampled == [0, 2, 4, 6]
     per_layer = ["firing_rate/{}", "grad_sparsity/{}", "grad_sparsity_h/{}", "potential/{}/frac_below_0",
                  "potential/{}/frac_in_window", "potential/{}/frac_above_2theta"]
-    for name in layers:
+    for path, name in names.items():
         for pattern in per_layer:
             values = scalar_at(events, pattern.format(name))
             assert sorted(values) == sampled and all(0.0 <= v <= 1.0 for v in values.values()), pattern
@@ -105,16 +106,20 @@ def test_every_tag_is_logged_in_range(analysed):
         assert all(v > 0 for v in scalar_at(events, f"potential/{name}/std_over_theta").values())
         histogram = events.Histograms(f"potential/{name}")
         assert [h.step for h in histogram] == sampled
-        entries = seen[0][name][1].numel()
+        entries = seen[0][path][1].numel()
         assert histogram[0].histogram_value.num == entries
         assert sum(histogram[0].histogram_value.bucket) == entries
     for tag in ("firing_rate/mean", "grad_sparsity/mean", "grad_sparsity_h/mean", "energy/sops", "energy/snn_uJ",
-                "energy/ann_uJ", "energy/snn_to_ann"):
+                "energy/snn_to_ann"):
         assert sorted(scalar_at(events, tag)) == sampled, tag
     assert all(0 < v < 1 for v in scalar_at(events, "energy/snn_to_ann").values())
     texts = events.Tensors("method/surrogate/text_summary")  # the layers' surrogates, once (they do not change)
     assert len(texts) == 1 and texts[0].tensor_proto.string_val[0].decode().count("Rectangle(alpha=0.8)") == 3
-    for tag in ("firing_rate/layers", "potential/distribution"):
+    tags = events.Tags()
+    assert not {"energy/ann_uJ", "energy/ann_macs", "energy/snn_macs"} & set(tags["scalars"])  # constants: text
+    assert [t for t in tags["images"] if t.startswith("potential/")] == [
+        f"potential/distribution/{name}" for name in names.values()]  # one figure per layer, in depth order
+    for tag in ("firing_rate/layers", *(f"potential/distribution/{name}" for name in names.values())):
         images = events.Images(tag)
         assert len(images) == 2  # one per epoch
         pixels = matplotlib.image.imread(io.BytesIO(images[-1].encoded_image_string), format="png")
@@ -123,10 +128,10 @@ def test_every_tag_is_logged_in_range(analysed):
 
 def test_firing_rate_equals_forward_hooks(analysed):
     trainer, model, events, seen = analysed
-    for name in model.spiking_layers():
+    for path, name in readable_layer_names(model).items():
         logged = scalar_at(events, f"firing_rate/{name}")
         for step, value in logged.items():
-            spikes = seen[step][name][1]
+            spikes = seen[step][path][1]
             assert value == pytest.approx(spikes.mean().item(), rel=1e-6, abs=1e-7)
     for step, value in scalar_at(events, "firing_rate/mean").items():
         outputs = [out for _, out in seen[step].values()]
@@ -137,9 +142,11 @@ def test_firing_rate_equals_forward_hooks(analysed):
 def test_rectangle_sparsity_and_potential_stats_equal_reference_potentials(analysed):
     trainer, model, events, seen = analysed
     a = SURROGATE.alpha
-    for name, lif in model.spiking_layers().items():
+    names = readable_layer_names(model)
+    for path, lif in model.spiking_layers().items():
+        name = names[path]
         for step in scalar_at(events, f"grad_sparsity/{name}"):
-            x = seen[step][name][0]
+            x = seen[step][path][0]
             _, h = lif_reference(x.double(), Rectangle(alpha=a), lif.tau, lif.v_threshold)
             outside = ((h - lif.v_threshold).abs() > a / 2).double().mean().item()
             assert scalar_at(events, f"grad_sparsity/{name}")[step] == pytest.approx(outside, abs=1e-6)
@@ -169,11 +176,19 @@ def test_energy_follows_the_counting_rule(analysed):
         expected_sops = T * (rate[layers[0]] * macs["conv2"] + rate[layers[1]] * macs["fc"]
                              + rate[layers[2]] * macs["head"])
         assert sops == pytest.approx(expected_sops, rel=1e-5)
-        assert scalar_at(events, "energy/snn_macs")[step] == macs["conv1"]  # direct encoding: once per sample
-        assert scalar_at(events, "energy/ann_macs")[step] == sum(macs.values())
         snn = (0.9 * expected_sops + 4.6 * macs["conv1"]) * 1e-6
         assert scalar_at(events, "energy/snn_uJ")[step] == pytest.approx(snn, rel=1e-5)
-        assert scalar_at(events, "energy/ann_uJ")[step] == pytest.approx(4.6 * sum(macs.values()) * 1e-6, rel=1e-6)
+        assert scalar_at(events, "energy/snn_to_ann")[step] == pytest.approx(
+            snn / (4.6 * sum(macs.values()) * 1e-6), rel=1e-5)
+    # the numbers that do not change, once as a text table: encoder MACs (direct encoding: once per sample), the
+    # ANN's MACs and energy
+    texts = events.Tensors("energy/constants/text_summary")
+    table = texts[0].tensor_proto.string_val[0].decode()
+    assert len(texts) == 1
+    assert f"| `energy/snn_macs` | {macs['conv1']:.6g} |" in table
+    assert f"| `energy/ann_macs` | {sum(macs.values()):.6g} |" in table
+    assert f"| `energy/ann_uJ` | {4.6 * sum(macs.values()) * 1e-6:.6g} |" in table
+    assert {f"energy/sops/{n}" for n in ("conv2", "fc1", "fc2")} <= set(events.Tags()["scalars"])
     assert (conv1.in_channels, conv2.in_channels, fc.in_features, head.in_features) == (1, 4, 128, HIDDEN)
 
 
@@ -200,10 +215,10 @@ def test_method_state_reads_two_weights_and_the_learned_neuron_values(tmp_path):
     trainer = L.Trainer(logger=False)
     state = MethodStateMonitor().state(trainer, model)
     assert state["method/two_weights/t1"] == 0.5 and state["method/two_weights/t3"] == 1.5
-    assert state["neuron/backbone.2/tau"] == pytest.approx(3.0) and state["neuron/backbone.2/v_threshold"] == (
+    assert state["neuron/fc1.plif/tau"] == pytest.approx(3.0) and state["neuron/fc1.plif/v_threshold"] == (
         pytest.approx(0.6))
     assert set(state) == {"method/two_weights/t1", "method/two_weights/t2", "method/two_weights/t3",
-                          "neuron/backbone.2/tau", "neuron/backbone.2/v_threshold"}  # nothing a callback logs
+                          "neuron/fc1.plif/tau", "neuron/fc1.plif/v_threshold"}  # nothing a callback logs
 
 
 @pytest.mark.parametrize(
@@ -237,8 +252,9 @@ class RankSpikeCounts(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if trainer.global_step != 1:  # the batch sampled at step 0 has just stepped
             return
-        counts = {name: [lif.recorded["spikes"].sum().item(), lif.recorded["spikes"].numel()]
-                  for name, lif in pl_module.spiking_layers().items()}
+        names = readable_layer_names(pl_module)
+        counts = {names[path]: [lif.recorded["spikes"].sum().item(), lif.recorded["spikes"].numel()]
+                  for path, lif in pl_module.spiking_layers().items()}
         with open(os.path.join(self.out_dir, f"rank{trainer.global_rank}.json"), "w") as f:
             json.dump(counts, f)
 
@@ -256,3 +272,20 @@ def test_ddp_statistics_are_global_and_logged_once(tmp_path):
     assert ranks[0] != ranks[1]  # the processes saw different data
     assert len(events.Histograms(f"potential/{name}")) == 1
     assert events.Histograms(f"potential/{name}")[0].histogram_value.num == 2 * ranks[0][name][1]
+
+
+def test_potential_figure_draws_the_pda_window_only_when_pda_is_on():
+    import numpy as np
+
+    from spikegrad.plotting import potential_figure
+
+    edges, counts = np.linspace(-2, 4, 61), np.ones(60)
+    off = potential_figure({"conv1.lif": (edges, counts)}, {"conv1.lif": 0.5}, "h/θ")
+    on = potential_figure({"conv1.lif": (edges, counts)}, {"conv1.lif": 0.5}, "h/θ", (0.0, 2.0))
+
+    def labels(figure):
+        return [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+
+    assert labels(off) == ["surrogate window", "threshold θ"] and "PDA window" in labels(on)
+    assert off.axes[0].get_title() == "conv1.lif"
+    assert on.axes[0].get_title() == "conv1.lif  (33% in the PDA window [0, 2]θ)"  # 20 of 60 equal bins

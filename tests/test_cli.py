@@ -99,3 +99,28 @@ def test_sequence_data_links_its_time_steps_into_the_model(tmp_path, capsys):
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "spikegrad: error: model.time_steps 5 differs from the data's time_steps 7 (sequence data brings its own T); "
         "valid values: 7, or leave model.time_steps unset")
+
+
+def test_fit_help_describes_the_spiking_settings_in_plain_text():
+    """--help: a one-line description and the valid choices of every spiking setting, without Sphinx markup."""
+    import subprocess
+
+    from _tiny_run import BIN, subprocess_env
+
+    def help_of(*args):
+        result = subprocess.run([BIN, "fit", *args], capture_output=True, text=True, env=subprocess_env(), timeout=300)
+        assert result.returncode == 0, result.stderr
+        return " ".join(result.stdout.split())  # unwrapped
+
+    main = help_of("--help")
+    assert "--model.neuron NEURON the spiking layers (a SpikingNeuron subclass: LIF, PLIF, IF, ...)" in main
+    assert "known subclasses: spikegrad.IF, spikegrad.LIF, spikegrad.PLIF" in main
+    assert "the surrogate gradient of the spike" in main and "spikegrad.surrogates.DSpike" in main
+    lif = help_of("--model.neuron.help", "LIF")
+    assert "--model.neuron.tau TAU membrane time constant τ (> 1 for the charge form" in lif
+    assert "--model.neuron.reset RESET hard (to zero) or soft (subtract θ)" in lif
+    atan = help_of("--model.surrogate.help", "ATan")
+    assert "--model.surrogate.alpha ALPHA the steepness α > 0" in atan
+    assert "drop probability p in [0, 1)" in atan
+    for text in (main, lif, atan):
+        assert not any(markup in text for markup in (":class:", ":mod:", ":data:", ":func:", "``")), text[:300]

@@ -38,7 +38,8 @@ def _assert_learned_per_layer(logs, quantity: str) -> None:
     (run,) = glob.glob(os.path.join(str(logs), "*", "version_0"))
     events = EventAccumulator(run)
     events.Reload()
-    values = [e.value for e in events.Scalars(f"neuron/backbone.2/{quantity}")]
+    neuron = "plif" if quantity == "tau" else "if"  # the layer is named by structure: fc1.plif, fc1.if
+    values = [e.value for e in events.Scalars(f"neuron/fc1.{neuron}/{quantity}")]
     assert len(values) == 8 and values[-1] != pytest.approx(values[0], abs=1e-3)  # one per epoch, and it learned
     state = torch.load(os.path.join(run, "checkpoints", "last.ckpt"), map_location="cpu", weights_only=True)
     parameter = {"tau": "backbone.2.w", "v_threshold": "backbone.2.v_threshold"}[quantity]

@@ -85,7 +85,7 @@ def test_psg_callback_logs_each_layers_trajectory(tmp_path):
     trainer.fit(model, datamodule=DigitsDataModule(batch_size=32))
     assert len(psg.history) == 2
     alpha = model.spiking_layers()["backbone.2"].surrogate.alpha
-    assert float(trainer.callback_metrics["psg/alpha/backbone.2"]) == pytest.approx(alpha)
+    assert float(trainer.callback_metrics["psg/alpha/fc1.lif"]) == pytest.approx(alpha)
 
 
 def test_psg_settings_are_validated():
@@ -146,7 +146,7 @@ def test_pda_in_the_module_adds_and_logs_the_term(tmp_path):
     trainer.fit(model, datamodule=DigitsDataModule(batch_size=32))
     metrics = trainer.callback_metrics
     assert float(metrics["train/pda_epoch"]) > 0
-    assert {"pda/backbone.2/mean", "pda/backbone.2/std", "pda/backbone.2/below", "pda/backbone.2/above"} <= set(metrics)
+    assert {"pda/fc1.lif/mean", "pda/fc1.lif/std", "pda/fc1.lif/below", "pda/fc1.lif/above"} <= set(metrics)
     # the term in the loss is λ times the window penalty of this forward's potentials
     x, y = next(iter(trainer.datamodule.train_dataloader()))
     task = model.task_loss((x, y))

@@ -25,6 +25,7 @@ from jsonargparse import ArgumentParser
 from spikegrad.data.base import SpikeDataModule
 from spikegrad.decoding import Decoder
 from spikegrad.errors import OneLineErrorParser
+from spikegrad.help_text import PlainHelpFormatter
 from spikegrad.losses import Loss
 from spikegrad.models import Backbone
 from spikegrad.neurons import SpikingNeuron
@@ -91,7 +92,12 @@ def explain(message: str) -> str:
 
 
 class ClassPathErrorParser(OneLineErrorParser):
-    """The ``spikegrad`` parser: one-line errors, with class-path settings explained by :func:`explain`."""
+    """The ``spikegrad`` parser: one-line errors, with class-path settings explained by :func:`explain`, and
+    help text without reStructuredText markup (:mod:`spikegrad.help_text`)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", PlainHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
         super().error(explain(message), ex)

@@ -17,6 +17,10 @@ from spikegrad.caches import redirect_tool_caches
 
 redirect_tool_caches()  # before matplotlib is imported (by the analysis callbacks below): it reads MPLCONFIGDIR once
 
+from spikegrad.noise import quiet_known_noise  # noqa: E402
+
+quiet_known_noise()  # before the imports that raise the known-harmless warnings
+
 import os  # noqa: E402
 import re  # noqa: E402
 import signal  # noqa: E402
@@ -24,9 +28,10 @@ import sys  # noqa: E402
 import traceback  # noqa: E402
 from typing import Literal  # noqa: E402
 
+import yaml  # noqa: E402
 from lightning.fabric.utilities.exceptions import MisconfigurationException  # noqa: E402
 from lightning.pytorch.accelerators import CPUAccelerator  # noqa: E402
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar  # noqa: E402
+from lightning.pytorch.callbacks import ModelCheckpoint, ModelSummary, ProgressBar  # noqa: E402
 from lightning.pytorch.cli import LightningCLI  # noqa: E402
 from lightning.pytorch.utilities.exceptions import SIGTERMException  # noqa: E402
 from omegaconf.errors import OmegaConfBaseException  # noqa: E402
@@ -37,19 +42,30 @@ from spikegrad.callbacks.run.interrupt_checkpoint import InterruptCheckpoint  # 
 from spikegrad.callbacks.run.last_checkpoint import LastCheckpoint  # noqa: E402
 from spikegrad.callbacks.run.random_state import RandomStateCheckpoint  # noqa: E402
 from spikegrad.class_paths import ClassPathErrorParser  # noqa: E402
+from spikegrad.console import (  # noqa: E402
+    CompactModelSummary,
+    CompactProgressBar,
+    EpochLine,
+    is_terminal,
+    logger_hints,
+)
 from spikegrad.data.base import SpikeDataModule  # noqa: E402
 from spikegrad.data.errors import DataError  # noqa: E402
 from spikegrad.errors import ErrorLog, RunFailed, UsageError, report  # noqa: E402
+from spikegrad.hparams import HyperparameterTable  # noqa: E402
 from spikegrad.manifest import RunManifest  # noqa: E402
 from spikegrad.module import SpikingClassifier  # noqa: E402
 from spikegrad.resume import (  # noqa: E402
     CKPT_SETTINGS,
     SettingsInCheckpoint,
     differences_message,
+    log_into_run,
     read_checkpoint,
     recorded_settings,
     resolve_ckpt_path,
+    run_folder_of,
     settings_differences,
+    with_run_config,
 )
 from spikegrad.trust import enforce_trusted_modules  # noqa: E402
 
@@ -100,12 +116,13 @@ class SpikegradCLI(LightningCLI):
     def parse_arguments(self, parser, args) -> None:
         """Parses with the trusted-module policy and config-file checks, then reads and checks ``--ckpt_path``."""
         self.argv = [sys.argv[0], *sys.argv[1:]] if args is None else ["spikegrad", *args]  # recorded in the manifest
+        args = self.args = with_run_config(self.argv[1:])  # test --ckpt_path RUN/checkpoints/x.ckpt: RUN/config.yaml
         self.weights_from: tuple[str, dict] | None = None  # --ckpt_settings given: (file, state_dict)
         enforce_trusted_modules()
         for path in preflight.config_files(self.argv[1:]):
             preflight.check_config_file(path)
-        try:
-            super().parse_arguments(parser, args)
+        try:  # what LightningCLI.parse_arguments does, on the arguments with the run's config.yaml added
+            self.config = parser.parse_args(args)
         except OmegaConfBaseException as error:  # an interpolation to a missing key, ...
             key = str(getattr(error, "full_key", "") or "").split(".", 1)[-1]
             reason = str(getattr(error, "msg", None) or error).splitlines()[0]
@@ -115,7 +132,7 @@ class SpikegradCLI(LightningCLI):
 
     def _given_settings(self, parser) -> dict:
         """The settings given explicitly (config files and command line), without defaults."""
-        explicit = parser.parse_args(self.argv[1:], defaults=False)
+        explicit = parser.parse_args(self.args, defaults=False)
         return explicit.as_dict().get(self.config.subcommand) or {}
 
     def _check_ckpt_path(self, parser) -> None:
@@ -146,6 +163,9 @@ class SpikegradCLI(LightningCLI):
             return
         settings = self.config[subcommand]
         settings["ckpt_path"] = point.checkpoint
+        run = run_folder_of(point.checkpoint)
+        if subcommand in ("test", "validate", "predict") and run is not None:
+            log_into_run(settings["trainer"], run)  # its metrics beside the fit's, no new version folder
         if subcommand == "fit" and point.logger_version is not None:
             settings["trainer"]["logger"]["init_args"]["version"] = point.logger_version
 
@@ -224,17 +244,33 @@ class SpikegradCLI(LightningCLI):
         self.model.load_state_dict(state_dict)
 
     def instantiate_trainer(self, **kwargs):
-        """Adds the run-safety callbacks, and a rich progress bar unless bars are off or the config has one."""
+        """Adds the run-safety callbacks, the HPARAMS table (:mod:`spikegrad.hparams`), a model summary without
+        uncounted FLOPs and, on a terminal, a compact progress bar unless bars are off or the config has one;
+        elsewhere one line per epoch (:mod:`spikegrad.console`)."""
         config = _section(self.config_init, self.subcommand)["trainer"]
         configured = config.get("callbacks") or []
         configured = list(configured) if isinstance(configured, (list, tuple)) else [configured]
         manifest = RunManifest(self.argv, weights_from=self.weights_from[0] if self.weights_from else None)
         callbacks = [*configured, manifest, RandomStateCheckpoint(), InterruptCheckpoint(), ErrorLog()]
-        if config.get("enable_progress_bar", True) is not False and not any(
-            isinstance(c, ProgressBar) for c in configured
+        callbacks.append(HyperparameterTable(self._settings_dict()))
+        if config.get("enable_model_summary", True) is not False and not any(
+            isinstance(c, ModelSummary) for c in configured
         ):
-            callbacks.append(RichProgressBar())
+            callbacks.append(CompactModelSummary())
+            kwargs["enable_model_summary"] = False  # Lightning's own would be skipped anyway, with a notice
+        own_bar = not any(isinstance(c, ProgressBar) for c in configured)
+        if not is_terminal():  # a log file or a pipe: one line per epoch instead of a bar's last state
+            callbacks.append(EpochLine())
+            if own_bar:
+                kwargs["enable_progress_bar"] = False
+        elif config.get("enable_progress_bar", True) is not False and own_bar:
+            callbacks.append(CompactProgressBar())
         return super().instantiate_trainer(**kwargs, callbacks=callbacks)
+
+    def _settings_dict(self) -> dict:
+        """The running subcommand's settings as plain values (what ``config.yaml`` holds)."""
+        parser = self._parser(self.subcommand)
+        return yaml.safe_load(parser.dump(_section(self.config, self.subcommand), skip_none=False)) or {}
 
     # --- after fit -----------------------------------------------------------------------------------------
     def _checkpoint_to_test(self) -> tuple[str, str] | None:
@@ -262,9 +298,9 @@ class SpikegradCLI(LightningCLI):
                     )
                     print(f"\nTest results ({label} checkpoint): {summary}")
         log_dir = self.trainer.log_dir  # a collective call under DDP: every process makes it
-        if self.trainer.is_global_zero and log_dir:
-            root = getattr(self.trainer.logger, "save_dir", None) or log_dir
-            print(f"TensorBoard logs: {log_dir}  (view with: tensorboard --logdir {root})")
+        if self.trainer.is_global_zero:
+            for line in logger_hints(self.trainer.loggers, log_dir):
+                print(line)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -12,6 +12,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torchmetrics.classification import MulticlassAccuracy
 
 from spikegrad.decoding import Decoder, MeanDecoder
+from spikegrad.layer_names import named_spiking_layers
 from spikegrad.losses import CrossEntropyLoss, Loss
 from spikegrad.models import Backbone, BackboneFactory, SpikingConvNet
 from spikegrad.neurons import LIF, SpikingNeuron, spiking_layers
@@ -111,7 +112,7 @@ class SpikingClassifier(L.LightningModule):
             self.metrics.update(
                 {f"{stage}_acc_uniform": accuracy() for stage in ("val", "test")}
             )
-        self.best_val_acc = 0.0  # hp_metric: the best validation accuracy so far
+        self.best_val_acc = 0.0  # val/acc_best: the best validation accuracy so far
 
     # --- model -------------------------------------------------------------------------------------
     def spiking_layers(self) -> dict[str, SpikingNeuron]:
@@ -165,7 +166,7 @@ class SpikingClassifier(L.LightningModule):
 
     def _log_pda(self, term: torch.Tensor) -> None:
         self.log("train/pda", term, on_step=True, on_epoch=True, sync_dist=True)
-        kept = {name: (layer.potential, layer.v_threshold) for name, layer in self.spiking_layers().items()}
+        kept = {name: (layer.potential, layer.v_threshold) for name, layer in named_spiking_layers(self).items()}
         stats = potential_statistics(kept, self.pda.lo, self.pda.hi)
         self.log_dict({f"pda/{k}": v for k, v in stats.items()}, on_step=False, on_epoch=True, sync_dist=True)
 
@@ -192,12 +193,7 @@ class SpikingClassifier(L.LightningModule):
         acc = self.trainer.callback_metrics.get("val/acc")
         if acc is not None and not self.trainer.sanity_checking:
             self.best_val_acc = max(self.best_val_acc, float(acc))
-            self.log("hp_metric", self.best_val_acc)
-
-    def on_test_epoch_end(self) -> None:
-        # TensorBoard's HPARAMS tab shows the last hp_metric; the logger resets it to -1 when a test starts
-        if self.best_val_acc > 0:
-            self.log("hp_metric", self.best_val_acc)
+            self.log("val/acc_best", self.best_val_acc)  # a metric of the HPARAMS table (spikegrad.hparams)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["best_val_acc"] = self.best_val_acc

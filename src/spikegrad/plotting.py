@@ -42,9 +42,10 @@ def potential_figure(
     histograms: Mapping[str, tuple[np.ndarray, np.ndarray]],
     windows: Mapping[str, float],
     title: str,
-    pda_window: tuple[float, float] = (0.0, 2.0),
+    pda_window: tuple[float, float] | None = None,
 ) -> Figure:
-    """Per-layer density of ``u = h/θ`` with the threshold (u = 1), the surrogate window and the PDA window.
+    """Per-layer density of ``u = h/θ`` with the threshold (u = 1), the surrogate window and, when the run uses
+    potential distribution adjustment, its window ``pda_window`` (``None``: not drawn).
 
     ``histograms[name] = (bin_edges, counts)`` in units of θ (the edge bins also hold the values beyond them);
     ``windows[name]`` is the surrogate window's half-width in units of θ (``inf`` for none).
@@ -68,10 +69,13 @@ def potential_figure(
             ax.axvspan(max(1 - half, lo_edge), min(1 + half, hi_edge), color="tab:orange", alpha=0.25,
                        label="surrogate window")
         ax.axvline(1.0, color="tab:red", lw=1.5, label="threshold θ")
-        for i, x in enumerate(pda_window):
-            ax.axvline(x, color="tab:blue", ls=":", lw=1, label="PDA window" if i == 0 else None)
-        inside = counts[(edges[:-1] >= pda_window[0]) & (edges[1:] <= pda_window[1])].sum() / total
-        ax.set_title(f"{_short(name)}  ({inside:.0%} in [{pda_window[0]:g}, {pda_window[1]:g}]θ)", fontsize=9)
+        label = _short(name)
+        if pda_window is not None:
+            for i, x in enumerate(pda_window):
+                ax.axvline(x, color="tab:blue", ls=":", lw=1, label="PDA window" if i == 0 else None)
+            inside = counts[(edges[:-1] >= pda_window[0]) & (edges[1:] <= pda_window[1])].sum() / total
+            label += f"  ({inside:.0%} in the PDA window [{pda_window[0]:g}, {pda_window[1]:g}]θ)"
+        ax.set_title(label, fontsize=9)
         ax.set_xlim(lo_edge, hi_edge)
         ax.set_xlabel("h / θ")
         ax.set_ylabel("density")

@@ -1,9 +1,10 @@
-"""``spikegrad report LOGDIR... --out DIR``: compare TensorBoard runs in one table and a few plots.
+"""``spikegrad report LOGDIR... --out DIR``: compare runs in one table and a few plots.
 
 Every folder under the given paths that holds ``events.out.tfevents.*`` files is one run. Its scalars are read
 with TensorBoard's own reader (:class:`~tensorboard.backend.event_processing.event_accumulator.EventAccumulator`)
 and its settings from the ``config.yaml`` that ``spikegrad fit`` saves beside the events (or, without one,
-the logger's ``hparams.yaml``). The report holds, per run:
+the logger's ``hparams.yaml``). Runs of CSVLogger (``metrics.csv``, no times) and of MLflowLogger with a local
+file store are read too (:mod:`spikegrad.run_readers`). The report holds, per run:
 
 * the settings in which the runs differ (flattened keys such as ``model.surrogate.alpha``; output folders
   (logger, checkpoint folder, ``default_root_dir``) and the config file names are left out; callbacks are
@@ -34,6 +35,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from spikegrad.aggregate import over_seeds_section
 from spikegrad.plotting import accuracy_figure, grouped_bars_figure
+from spikegrad.run_readers import CSV_METRICS, logger_kind, read_csv_scalars, read_mlflow_run
 
 __all__ = ["Run", "build_report", "differing_settings", "find_runs", "load_run", "main"]
 
@@ -94,16 +96,20 @@ class Run:
 
 
 def find_runs(paths: list[str]) -> list[str]:
-    """Every folder at or below ``paths`` that holds TensorBoard event files, sorted."""
+    """Every folder at or below ``paths`` that holds a run of TensorBoardLogger, CSVLogger or MLflowLogger (file
+    store), sorted (:func:`spikegrad.run_readers.logger_kind`)."""
     runs: set[str] = set()
     for path in paths:
         if not os.path.isdir(path):
             raise ValueError(f"report: log folder {path!r} does not exist")
         for root, _, files in os.walk(path):
-            if any(name.startswith("events.out.tfevents.") for name in files):
+            if logger_kind(root, files):
                 runs.add(os.path.abspath(root))
     if not runs:
-        raise ValueError(f"report: no TensorBoard runs ({EVENTS_GLOB}) under {', '.join(paths)}")
+        raise ValueError(
+            f"report: no runs under {', '.join(paths)}; valid: folders with TensorBoard events ({EVENTS_GLOB}), "
+            f"a CSVLogger's {CSV_METRICS} or an MLflow file-store run (meta.yaml and metrics/)"
+        )
     return sorted(runs)
 
 
@@ -163,7 +169,20 @@ def _read_settings(run_dir: str) -> dict[str, str]:
 
 
 def load_run(run_dir: str, name: str) -> Run:
-    """Read a run's scalars (every events file in the folder, in time order) and settings."""
+    """Read a run's scalars (every events file in the folder, in time order; or its CSV or MLflow metrics) and
+    settings."""
+    kind = logger_kind(run_dir, os.listdir(run_dir))
+    if kind == "csv":
+        return Run(path=run_dir, name=name, settings=_read_settings(run_dir), scalars=read_csv_scalars(run_dir))
+    if kind == "mlflow":
+        run_name, scalars, settings = read_mlflow_run(run_dir)
+        run = Run(path=run_dir, name=f"{name} ({run_name})", scalars=scalars, settings=settings)
+        walls = [wall for events in scalars.values() for _, wall, _ in events]
+        run.first_wall_time = min(walls) if walls else math.nan
+        for events in run.scalars.values():
+            events.sort(key=lambda event: event[1])
+        run.segments.append((run.first_wall_time, [wall for _, wall in run.epoch_ends()]))
+        return run
     run = Run(path=run_dir, name=name, settings=_read_settings(run_dir))
     for events_file in sorted(glob.glob(os.path.join(glob.escape(run_dir), EVENTS_GLOB))):
         accumulator = EventAccumulator(

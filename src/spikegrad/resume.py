@@ -168,6 +168,53 @@ def resolve_ckpt_path(subcommand: str, config: Any) -> ResumePoint | None:
     return ResumePoint(str(ckpt_path), None)
 
 
+# --- test / validate / predict of a run's checkpoint ----------------------------------------------------------------
+RUN_CONFIG = "config.yaml"
+VERSIONED_LOGGERS = ("TensorBoardLogger", "CSVLogger")  # loggers whose folder is save_dir/name/version
+
+
+def run_folder_of(ckpt_path: str | None) -> str | None:
+    """The run folder of a checkpoint written by ``spikegrad fit`` (``RUN/checkpoints/x.ckpt`` -> ``RUN``) when it
+    holds the run's ``config.yaml``; ``None`` otherwise."""
+    if not ckpt_path or ckpt_path in ("last", "best", *LIGHTNING_SPECIAL_PATHS):
+        return None
+    folder = os.path.dirname(os.path.abspath(ckpt_path))
+    run = os.path.dirname(folder)
+    if os.path.basename(folder) != "checkpoints" or not os.path.isfile(os.path.join(run, RUN_CONFIG)):
+        return None
+    return run
+
+
+def with_run_config(args: list[str]) -> list[str]:
+    """``test|validate|predict --ckpt_path RUN/checkpoints/x.ckpt`` without ``--config``: the run's
+    ``RUN/config.yaml`` first, so that the command has the run's settings (logger, callbacks, data) by itself."""
+    if not args or args[0] not in ("test", "validate", "predict"):
+        return args
+    if any(a in ("-c", "--config") or a.startswith("--config=") for a in args):
+        return args
+    ckpt = None
+    for i, arg in enumerate(args):
+        if arg == "--ckpt_path" and i + 1 < len(args):
+            ckpt = args[i + 1]
+        elif arg.startswith("--ckpt_path="):
+            ckpt = arg.split("=", 1)[1]
+    run = run_folder_of(ckpt)
+    return [args[0], "--config", os.path.join(run, RUN_CONFIG), *args[1:]] if run else args
+
+
+def log_into_run(trainer_settings: Any, run: str) -> None:
+    """Points a TensorBoard/CSV logger setting at the run folder ``run`` (``save_dir/name/version``), so that a
+    test of the run's checkpoint logs beside its fit: no new version folder."""
+    logger = _get(trainer_settings, "logger")
+    class_path = str(_get(logger, "class_path") or "")
+    init_args = _get(logger, "init_args")
+    if init_args is None or class_path.rsplit(".", 1)[-1] not in VERSIONED_LOGGERS:
+        return
+    init_args["save_dir"] = os.path.dirname(os.path.dirname(run))
+    init_args["name"] = os.path.basename(os.path.dirname(run))
+    init_args["version"] = os.path.basename(run)
+
+
 # --- the settings a checkpoint was trained with ------------------------------------------------------------------
 def recorded_settings(checkpoint: dict) -> dict[str, Any]:
     """``{"model": ..., "data": ...}`` as stored by :class:`SettingsInCheckpoint`; for checkpoints without them,
@@ -228,9 +275,16 @@ def differences_message(ckpt_path: str, differences: list[tuple[str, Any, Any]])
 
 class SettingsInCheckpoint(SaveConfigCallback):
     """Lightning's ``SaveConfigCallback`` (``config.yaml`` in the run folder) that also stores the model and data
-    settings in every checkpoint (``spikegrad_settings``), so that a resumed command can be compared with them."""
+    settings in every checkpoint (``spikegrad_settings``), so that a resumed command can be compared with them.
+    ``test``/``validate``/``predict`` into a run folder keep the run's own ``config.yaml``."""
 
     _settings: dict | None = None
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        log_dir = trainer.log_dir  # a collective call under DDP: every process makes it
+        if stage != "fit" and log_dir and os.path.isfile(os.path.join(log_dir, self.config_filename)):
+            return
+        super().setup(trainer, pl_module, stage)
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         if self._settings is None:  # the settings of a run do not change: dumped once

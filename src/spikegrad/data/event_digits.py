@@ -8,12 +8,15 @@ import tempfile
 import numpy as np
 import torch
 
+from spikegrad.console import progress
 from spikegrad.data.digits import seeded_split
 from spikegrad.data.emulator import EVENT_DTYPE, emulate_saccade_events
 from spikegrad.data.errors import CorruptFileError
 from spikegrad.data.event_base import EventDataModule, Recordings, RowReader
 from spikegrad.data.files import RecordingFile
 from spikegrad.data.storage import parameter_key
+
+GENERATION_CHUNK = 100  # digits per step of the generation's progress bar
 
 
 class EventArrays:
@@ -98,7 +101,12 @@ class EventDigitsDataModule(EventDataModule):
 
         digits = load_digits()
         images = torch.tensor(digits.images, dtype=torch.float32) / 16.0
-        recordings = emulate_saccade_events(images, **self.emulator_args)
+        chunks = [images[i:i + GENERATION_CHUNK] for i in range(0, len(images), GENERATION_CHUNK)]
+        described = f"Generating the events of {len(images)} digits (once, into {self.root})"
+        # the emulator is deterministic and works image by image, so chunks give the same events
+        recordings = [
+            r for chunk in progress(chunks, described) for r in emulate_saccade_events(chunk, **self.emulator_args)
+        ]
         lengths = np.array([len(r) for r in recordings])
         events = np.concatenate(recordings)
         os.makedirs(self.root, exist_ok=True)

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from spikegrad.callbacks.analysis.energy import SYNAPTIC_LAYERS, EnergyMonitor, synaptic_macs
 from spikegrad.callbacks.analysis.firing_rate import FiringRateMonitor
 from spikegrad.errors import UsageError, report
+from spikegrad.layer_names import synaptic_layer_names
 from spikegrad.neurons import SpikingNeuron
 
 __all__ = ["compare", "main", "neurobench_figures", "spikegrad_figures"]
@@ -162,7 +163,9 @@ def per_layer(classifier, batches) -> list[tuple[str, str, float, float, float]]
         for handle in handles:
             handle.remove()
     rows = []
-    for name, (effective, dense, macs, spiking) in counts.items():
+    readable = synaptic_layer_names(classifier)  # the names of the energy tags: conv1, fc1, ...
+    for path, (effective, dense, macs, spiking) in counts.items():
+        name = readable.get(path, path)
         sops = ours.get(f"energy/sops/{name}")
         our_ops = sops if sops is not None else macs / samples * (1 if direct else T)
         kind = ("0/1 spikes: AC" if spiking else "real values: MAC") + (" / ours: SOP" if sops is not None else

@@ -44,7 +44,7 @@ class Rectangle(Surrogate):
     """``g(x) = (1/a)·1[|x| <= a/2]``; primitive ``clamp(x/a + 1/2, 0, 1)``.
 
     Args:
-        alpha: the width ``a`` of the window.
+        alpha: the width ``a`` of the window, > 0.
     """
 
     def __init__(self, alpha: float = 1.0, **masking) -> None:
@@ -67,7 +67,7 @@ class Triangle(Surrogate):
     TET's ``(1/γ²)·max(0, γ - |x|)`` is ``α = 1/γ``; the MSG code uses ``α = 2``.
 
     Args:
-        alpha: the slope ``α`` (the window is ``|x| <= 1/α``).
+        alpha: the slope ``α`` > 0 (the window is ``|x| <= 1/α``).
     """
 
     alpha_range = (1e-2, 1e2)  # the backward multiplies by α²
@@ -93,7 +93,7 @@ class Sigmoid(Surrogate):
     """``g(x) = α·σ(αx)·(1 - σ(αx))``; primitive ``σ(αx)``.
 
     Args:
-        alpha: the steepness ``α``.
+        alpha: the steepness ``α`` > 0 (larger: closer to the step).
     """
 
     def __init__(self, alpha: float = 4.0, **masking) -> None:
@@ -113,7 +113,7 @@ class ATan(Surrogate):
     """``g(x) = α / (2·(1 + (π/2·α·x)²))``; primitive ``arctan(π/2·α·x)/π + 1/2``.
 
     Args:
-        alpha: the steepness ``α``.
+        alpha: the steepness ``α`` > 0 (larger: closer to the step).
     """
 
     def __init__(self, alpha: float = 2.0, **masking) -> None:
@@ -137,7 +137,7 @@ class DSpike(Surrogate):
     estimator on the window, ``b -> ∞`` the step.
 
     Args:
-        alpha: the temperature ``b``.
+        alpha: the temperature ``b`` > 0 (larger: closer to the step).
         width: the window width ``w``; ``None`` (default) takes the threshold θ of the neuron that owns the
             surrogate (the paper's window ``h/θ ∈ [0, 1]``; its initial value when the threshold is learned).
     """

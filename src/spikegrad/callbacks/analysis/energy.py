@@ -22,9 +22,11 @@ layer (``Linear``, ``Conv1d/2d/3d``) during a sampled training batch:
 * Not counted: BatchNorm (folded into the weights at inference), pooling, residual additions, the neurons'
   own state updates, memory access.
 
-Logged every ``every_n_steps`` steps: ``energy/sops``, ``energy/snn_macs``, ``energy/ann_macs`` (per sample),
-``energy/snn_uJ``, ``energy/ann_uJ``, ``energy/snn_to_ann`` and per synaptic layer ``energy/input_rate/<layer>``
-and ``energy/sops/<layer>``. Under DDP the sums are taken over all processes (torchmetrics).
+Logged every ``every_n_steps`` steps: ``energy/sops`` (per sample), ``energy/snn_uJ``, ``energy/snn_to_ann``
+and per synaptic layer (``conv1``, ``fc1``, ...) ``energy/input_rate/<layer>`` and ``energy/sops/<layer>``.
+The numbers that do not change during training, ``energy/snn_macs`` (encoder MACs), ``energy/ann_macs`` (per
+sample) and ``energy/ann_uJ``, are logged once, as the text ``energy/constants`` (a single row elsewhere).
+Under DDP the sums are taken over all processes (torchmetrics).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ import math
 import torch
 from torch import nn
 
-from spikegrad.callbacks.analysis.sampling import SampledBatchCallback, log_scalars, reduced
+from spikegrad.callbacks.analysis.sampling import SampledBatchCallback, log_constants, log_scalars, reduced
+from spikegrad.layer_names import synaptic_layer_names
 from spikegrad.neurons import SpikingNeuron
 
 __all__ = ["EnergyMonitor", "synaptic_macs"]
@@ -71,16 +74,18 @@ class EnergyMonitor(SampledBatchCallback):
         self._after_spikes = False
         # layer name -> [input sum, input entries, MACs of all calls, non-binary input (0/1), after spikes (0/1)]
         self._stats: dict[str, list[float]] = {}
+        self._constants_logged = False
 
     def before_sample(self, trainer, pl_module, layers) -> None:
         self._after_spikes = False
         self._stats = {}
         self._watched = next(iter(layers.values()))
-        for name, module in pl_module.named_modules():
+        readable = synaptic_layer_names(pl_module)
+        for path, module in pl_module.named_modules():
             if isinstance(module, SpikingNeuron):
                 self._handles.append(module.register_forward_hook(self._spiking_hook))
             elif isinstance(module, SYNAPTIC_LAYERS):
-                self._handles.append(module.register_forward_hook(self._synaptic_hook(name)))
+                self._handles.append(module.register_forward_hook(self._synaptic_hook(readable.get(path, path))))
 
     def _counting(self) -> bool:
         # Extra passes of other callbacks (e.g. the method probes, which switch recording off) are not counted.
@@ -143,14 +148,16 @@ class EnergyMonitor(SampledBatchCallback):
         metrics.update(
             {
                 "energy/sops": sops,
-                "energy/snn_macs": snn_macs,
-                "energy/ann_macs": ann_macs,
                 "energy/snn_uJ": snn_uj,
-                "energy/ann_uJ": ann_uj,
                 "energy/snn_to_ann": snn_uj / ann_uj if ann_uj > 0 else float("nan"),
             }
         )
         log_scalars(trainer, metrics, step)
+        # the same for every batch of a network: once, as text, not as flat curves
+        constants = {"energy/snn_macs": snn_macs, "energy/ann_macs": ann_macs, "energy/ann_uJ": ann_uj}
+        if not self._constants_logged:
+            self._constants_logged = True
+            log_constants(trainer, "energy/constants", constants, step)
 
     def on_exception(self, trainer, pl_module, exception) -> None:
         self._remove_hooks()

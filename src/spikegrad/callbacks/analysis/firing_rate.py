@@ -17,9 +17,9 @@ from spikegrad.callbacks.analysis.sampling import (
     check_figure_every,
     epoch_end_step,
     figure_due,
+    log_figure,
     log_scalars,
     reduced,
-    tensorboard_writers,
 )
 from spikegrad.plotting import layer_bars_figure
 
@@ -30,7 +30,8 @@ class FiringRateMonitor(SampledBatchCallback):
     """Logs ``firing_rate/<layer>`` and ``firing_rate/mean`` every ``every_n_steps`` steps.
 
     Every ``figure_every_n_epochs`` training epochs and at the last one (``0``: never), a bar chart of the
-    epoch's per-layer rates (over its sampled batches) goes to TensorBoard as ``firing_rate/layers``.
+    epoch's per-layer rates (over its sampled batches) goes to the loggers as ``firing_rate/layers``
+    (:func:`~spikegrad.callbacks.analysis.sampling.log_figure`).
     """
 
     def __init__(self, every_n_steps: int = 50, figure_every_n_epochs: int = 1) -> None:
@@ -61,9 +62,9 @@ class FiringRateMonitor(SampledBatchCallback):
             return
         rates = {name: float(c[0] / c[1]) for name, c in counts.items()}
         total = torch.stack(list(counts.values())).sum(0)
-        for writer in tensorboard_writers(trainer):
+        if trainer.is_global_zero and trainer.loggers:
             figure = layer_bars_figure(
                 rates, float(total[0] / total[1]), "spikes per neuron per step",
                 f"Firing rate per layer, epoch {trainer.current_epoch}",
             )
-            writer.add_figure("firing_rate/layers", figure, global_step=epoch_end_step(trainer))
+            log_figure(trainer, "firing_rate/layers", figure, epoch_end_step(trainer))

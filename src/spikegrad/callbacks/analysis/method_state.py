@@ -19,7 +19,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from spikegrad.callbacks.analysis.sampling import epoch_end_step, log_scalars, tensorboard_writers
-from spikegrad.neurons import spiking_layers
+from spikegrad.layer_names import named_spiking_layers
 
 __all__ = ["MethodStateMonitor"]
 
@@ -38,14 +38,14 @@ class MethodStateMonitor(Callback):
         if isinstance(weights, torch.Tensor):
             for k, value in enumerate(weights.detach().flatten().cpu().tolist(), start=1):
                 metrics[f"method/two_weights/t{k}"] = float(value)
-        for name, layer in spiking_layers(pl_module).items():
+        for name, layer in named_spiking_layers(pl_module).items():
             for quantity, value in layer.learned_values().items():
                 metrics[f"neuron/{name}/{quantity}"] = value
         return metrics
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         log_scalars(trainer, self.state(trainer, pl_module), epoch_end_step(trainer))
-        text = "  \n".join(f"`{name}`: {layer.surrogate!r}" for name, layer in spiking_layers(pl_module).items())
+        text = "  \n".join(f"`{name}`: {layer.surrogate!r}" for name, layer in named_spiking_layers(pl_module).items())
         if text and text != self._last_text:
             self._last_text = text
             for writer in tensorboard_writers(trainer):

@@ -14,8 +14,9 @@ On each sampled training batch, with ``u = h/θ`` over all ``T·B·N_l`` entries
 
 The window ``[0, 2θ]`` is the default representable window of the potential distribution adjustment (PDA,
 reconstruction of Wang, Cheng & Lim, arXiv 2304.13289, see docs/methods.md): mass below 0 and above 2θ is what it
-penalises. At training epoch ends (see ``figure_every_n_epochs``) a figure ``potential/distribution`` shows
-each layer's density of u over the epoch's sampled batches with the threshold, the surrogate and PDA windows.
+penalises. At training epoch ends (see ``figure_every_n_epochs``) one figure per layer,
+``potential/distribution/<layer>``, shows its density of u over the epoch's sampled batches with the threshold,
+the surrogate window and, when the run uses PDA (``model.pda.weight > 0``), the PDA window.
 Under DDP all counts and sums are summed over processes (min/max by maximum, torchmetrics), so the statistics
 are global.
 """
@@ -32,8 +33,10 @@ from spikegrad.callbacks.analysis.sampling import (
     check_figure_every,
     epoch_end_step,
     figure_due,
+    log_figure,
     log_scalars,
     reduced,
+    tell_once,
     tensorboard_writers,
 )
 from spikegrad.plotting import potential_figure
@@ -127,6 +130,7 @@ class PotentialMonitor(SampledBatchCallback):
         sums, extremes = sums.numpy(), extremes.numpy()
         metrics: dict[str, float] = {}
         writers = tensorboard_writers(trainer)
+        tell_once(self, "the histograms potential/<layer>", trainer)
         for name, row, (u_max, neg_u_min) in zip(names, sums, extremes, strict=True):
             count, total, total_sq, below, inside, above = row[: len(_SUMS)]
             hist = row[len(_SUMS):]
@@ -150,9 +154,14 @@ class PotentialMonitor(SampledBatchCallback):
         hists, self._epoch_hist = self._epoch_hist, {}
         if not hists or not figure_due(trainer, self.figure_every_n_epochs):
             return
-        for writer in tensorboard_writers(trainer):
+        pda = getattr(pl_module, "pda", None)
+        pda_window = (float(pda.lo), float(pda.hi)) if pda is not None and pda.weight > 0 else None
+        if not trainer.is_global_zero or not trainer.loggers:
+            return
+        # one figure per layer: readable at the Images tab's card size, and in depth order
+        for name, counts in hists.items():
             figure = potential_figure(
-                {name: (self.edges, counts) for name, counts in hists.items()}, self._windows,
-                f"Pre-spike potential h/θ, epoch {trainer.current_epoch}",
+                {name: (self.edges, counts)}, self._windows,
+                f"Pre-spike potential h/θ of {name}, epoch {trainer.current_epoch}", pda_window,
             )
-            writer.add_figure("potential/distribution", figure, global_step=epoch_end_step(trainer))
+            log_figure(trainer, f"potential/distribution/{name}", figure, epoch_end_step(trainer))

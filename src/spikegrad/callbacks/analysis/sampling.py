@@ -17,13 +17,17 @@ the sampled steps.
 
 from __future__ import annotations
 
+import os
+
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info
 from torchmetrics import Metric
 
-from spikegrad.neurons import SpikingNeuron, spiking_layers
+from spikegrad.layer_names import named_spiking_layers
+from spikegrad.neurons import SpikingNeuron
 
 __all__ = [
     "SampleSums",
@@ -31,6 +35,9 @@ __all__ = [
     "SampledBatchCallback",
     "epoch_end_step",
     "figure_due",
+    "log_constants",
+    "log_figure",
+    "tell_once",
     "log_scalars",
     "tensorboard_writers",
 ]
@@ -77,6 +84,47 @@ def log_scalars(trainer: L.Trainer, metrics: dict[str, float], step: int) -> Non
         return
     for logger in trainer.loggers:
         logger.log_metrics(metrics, step=step)
+
+
+def log_constants(trainer: L.Trainer, tag: str, values: dict[str, float], step: int) -> None:
+    """Numbers that stay the same over a run, once: a text table ``tag`` in TensorBoard, one row elsewhere."""
+    if not values or not trainer.is_global_zero:
+        return
+    table = "| quantity | value |\n|---|---|\n" + "".join(f"| `{k}` | {v:.6g} |\n" for k, v in values.items())
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_text(tag, table, global_step=step)
+        else:
+            logger.log_metrics(values, step=step)
+
+
+def log_figure(trainer: L.Trainer, tag: str, figure, step: int) -> None:
+    """A matplotlib figure to every logger, from global rank zero: TensorBoard's Images tab, an MLflow artifact
+    ``<tag>/step_<step>.png``, and for a logger with a folder (CSVLogger) ``<log_dir>/figures/<tag>/step_<step>.png``.
+    """
+    if not trainer.is_global_zero:
+        return
+    for logger in trainer.loggers:
+        name = f"{tag}/step_{step:06d}.png"
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_figure(tag, figure, global_step=step, close=False)
+        elif type(logger).__name__ == "MLFlowLogger":
+            logger.experiment.log_figure(logger.run_id, figure, name)
+        elif getattr(logger, "log_dir", None):
+            path = os.path.join(logger.log_dir, "figures", name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            figure.savefig(path, dpi=100)
+
+
+def tell_once(owner, what: str, trainer: L.Trainer) -> None:
+    """Says once per callback which of its outputs the run's loggers cannot show."""
+    if getattr(owner, "_told", False) or not trainer.is_global_zero:
+        return
+    lacking = [type(lg).__name__ for lg in trainer.loggers if not isinstance(lg, TensorBoardLogger)]
+    if lacking:
+        owner._told = True
+        rank_zero_info(f"{type(owner).__name__}: {what} need TensorBoardLogger; {', '.join(lacking)} get the "
+                       f"scalars only")
 
 
 def tensorboard_writers(trainer: L.Trainer) -> list:
@@ -149,7 +197,7 @@ class SampledBatchCallback(Callback):
         step = trainer.global_step
         if step % self.every_n_steps != 0 or step == self._last_sampled_step:
             return
-        self._layers = spiking_layers(pl_module)
+        self._layers = named_spiking_layers(pl_module)  # readable names: conv1.lif, fc1.lif, ...
         if not self._layers:
             return
         self._sample_step = self._last_sampled_step = step

@@ -32,6 +32,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 
 from spikegrad.callbacks.methods.probing import isolated_probe, seeded
+from spikegrad.layer_names import readable_layer_names
 from spikegrad.neurons import spiking_layers
 from spikegrad.surrogates import Surrogate
 
@@ -197,7 +198,9 @@ class ParametricSurrogate(Callback):
                 lambda t: trainer.strategy.reduce(t, reduce_op="mean")),
         )
         names = [type(shape).__name__ for shape in self.shapes]
-        for layer, (shape, alpha) in chosen.items():
+        readable = readable_layer_names(pl_module)
+        for path, (shape, alpha) in chosen.items():
+            layer = readable.get(path, path)
             pl_module.log(f"psg/alpha/{layer}", alpha, on_step=False, on_epoch=True)
             if self.shapes:
                 index = names.index(shape) if shape in names else -1
