@@ -99,9 +99,9 @@ def test_compiled_and_eager_drop_the_same_entries_for_one_seed(layer):
 def test_backend_is_a_setting_with_one_line_errors():
     layer = LIF(backend="compile")
     assert layer.backend == "compile" and "backend='compile'" in repr(layer)
-    with pytest.raises(ValueError, match="backend must be one of eager, compile"):
+    with pytest.raises(ValueError, match="backend must be one of auto, eager, compile"):
         LIF(backend="triton")
-    with pytest.raises(ValueError, match="backend must be one of eager, compile"):
+    with pytest.raises(ValueError, match="backend must be one of auto, eager, compile"):
         lif_multistep(torch.zeros(2, 3), ATan(), backend="fast")
 
 

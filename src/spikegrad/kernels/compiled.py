@@ -17,13 +17,14 @@ over memory per direction:
   with ``g̃`` the (MSG-masked) surrogate derivative and the terms of :mod:`spikegrad.kernels.eager`.
 
 The eager kernels are the reference; the tests check that both agree with each other and with the step-by-step
-autograd reference. Fixed settings (λ, κ, θ, reset, surrogate shape and parameter, masking) are constants of a
-kernel: every distinct setting compiles its own kernel once (a few seconds, see ``docs/benchmarks.md``), and so
-does every new ``T``; the neuron count ``M`` becomes a dynamic size after the second shape seen, so layers of
-different widths share a kernel. A learnable λ, κ or θ is read from a 0-d tensor argument instead, so that
-training it does not recompile. MSG masks are drawn outside the kernel by the surrogate
-(:meth:`spikegrad.surrogates.Surrogate.draw_mask`, the stream the eager backward uses) and read as ``uint8``,
-so for dense inputs both backends drop the same entries for one seed.
+autograd reference. Fixed settings (λ, κ, θ, reset, surrogate shape, masking) are constants of a kernel: every
+distinct setting compiles its own kernel once (a few seconds, see ``docs/benchmarks.md``), and so does every new
+``T``; the neuron count ``M`` becomes a dynamic size after the second shape seen, so layers of different widths
+share a kernel. A learnable λ, κ or θ is read from a 0-d tensor argument instead, so that training it does not
+recompile; so is the surrogate's α (:meth:`spikegrad.surrogates.Surrogate.kernel_grad`), so that searches changing
+α every epoch (Dspike, PSG) reuse one kernel. MSG masks are drawn outside the kernel by the surrogate
+(:meth:`spikegrad.surrogates.Surrogate.draw_mask`, the stream the eager backward uses) and read as ``uint8``, so
+for dense inputs both backends drop the same entries for one seed.
 Kernels never produce boolean tensors: boolean stores are slow in the CPU code the compiler emits.
 """
 
@@ -110,12 +111,14 @@ def _make_backward(
 ):
     need_decay, need_scale, need_threshold = needs
     learned = decay is None or input_scale is None or v_threshold is None
-    present = (has_grad_s, has_grad_h, surrogate.masked, need_scale and not from_input, learned)
+    alpha_argument = surrogate.alpha_is_argument
+    present = (has_grad_s, has_grad_h, surrogate.masked, need_scale and not from_input, learned, alpha_argument)
 
     def backward(saved: torch.Tensor, *given: torch.Tensor):
         # only the inputs this setting reads are passed (each argument costs a guard check on every call)
         inputs = iter(given)
-        grad_s, grad_h, kept, x, params = (next(inputs) if p else None for p in present)
+        grad_s, grad_h, kept, x, params, alpha = (next(inputs) if p else None for p in present)
+        alpha = alpha if alpha_argument else surrogate.alpha
         x = saved if from_input else x
         lam, kappa, theta = _settings(params, decay, input_scale, v_threshold)
         if from_input:  # ``saved`` is x: recompute h (cheap arithmetic instead of a stored tensor)
@@ -123,12 +126,13 @@ def _make_backward(
         else:
             potentials = [saved[t] for t in range(saved.shape[0])]
         leaky = decay is None or decay != 0.0
+        scaled = input_scale is None or input_scale != 1.0
         out = [None] * len(potentials)
         zeros_g = zeros_a = gl = gk = gt = 0.0
         nxt = None
         for t in range(len(potentials) - 1, -1, -1):
             h = potentials[t]
-            g = surrogate.apply_mask(surrogate.grad(h - theta), None if kept is None else kept[t])
+            g = surrogate.apply_mask(surrogate.kernel_grad(h - theta, alpha), None if kept is None else kept[t])
             if record:
                 zeros_g = zeros_g + (g == 0).sum()
             a = grad_s[t] * g if has_grad_s else torch.zeros_like(g)
@@ -157,15 +161,23 @@ def _make_backward(
                 zeros_a = zeros_a + (a == 0).sum()
             if need_scale:
                 gk = gk + (a * x[t]).sum()
-            out[t] = a
+            # κ applied per step, before the stack: a multiply after it is a second pass over ∂L/∂x
+            out[t] = a * kappa if scaled else a
             nxt = a
         grad_x = torch.stack(out)
-        if input_scale is None or input_scale != 1.0:
-            grad_x = grad_x * kappa
         wanted = [g for g, need in zip((gl, gk, gt), needs, strict=True) if need]
         return (grad_x.to(out_dtype), *wanted, *((zeros_g, zeros_a) if record else ()))
 
     return backward
+
+
+def _shape_key(surrogate: Surrogate) -> str:
+    """The surrogate's settings that are constants of a backward kernel: all but α when the kernel takes α as a
+    tensor argument (so that changing α, as Dspike and PSG searches do every epoch, does not recompile)."""
+    args = surrogate.init_args()
+    if surrogate.alpha_is_argument:
+        args.pop("alpha")
+    return repr(sorted(args.items()))
 
 
 def _memory_order(x: torch.Tensor) -> list[int]:
@@ -221,7 +233,7 @@ def backward(
     constants = (_constant(decay), _constant(input_scale), _constant(v_threshold))
     record = recorder is not None
     key = (
-        "bwd", *constants, hard_reset, detach_reset, repr(surrogate), type(surrogate),
+        "bwd", *constants, hard_reset, detach_reset, _shape_key(surrogate), type(surrogate),
         out_dtype, saved.dtype, saved.device.type, grad_s is not None, grad_h is not None,
         None if grad_s is None else grad_s.dtype, None if grad_h is None else grad_h.dtype, from_input,
         tuple(needs), record,
@@ -238,6 +250,9 @@ def backward(
         given.append(_rows(x, order))
     if params is not None:
         given.append(params)
+    if surrogate.alpha_is_argument:
+        given.append(torch.full((), surrogate.alpha, dtype=torch.promote_types(saved.dtype, torch.float32),
+                                device=saved.device))
     gx, *rest = fn(_rows(saved, order), *given)
     grads = [rest.pop(0) if need else None for need in needs]
     if record:
