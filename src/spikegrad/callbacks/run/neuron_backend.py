@@ -10,9 +10,11 @@ manifest (``neuron_backend``, :class:`spikegrad.manifest.RunManifest`) and logge
 from __future__ import annotations
 
 import math
+import os
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.core.saving import save_hparams_to_yaml
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
@@ -94,8 +96,11 @@ class NeuronBackendChoice(Callback):
             if isinstance(callback, RunManifest):
                 callback.add("neuron_backend", {"choice": self.choice, "reason": self.reason})
         for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):  # metrics={}: no second hp_metric = -1 point
-                logger.log_hyperparams({"neuron_backend": self.choice}, metrics={})
+            if isinstance(logger, TensorBoardLogger):
+                # All hyperparameters again (TensorBoard's HPARAMS shows one set per run), metrics={}: no second
+                # hp_metric = -1 point; hparams.yaml is written only once by the logger (lightning 2.x), so here.
+                logger.log_hyperparams({**logger.hparams, "neuron_backend": self.choice}, metrics={})
+                save_hparams_to_yaml(os.path.join(logger.log_dir, logger.NAME_HPARAMS_FILE), logger.hparams)
             else:
                 logger.log_hyperparams({"neuron_backend": self.choice})
 
