@@ -131,3 +131,27 @@ def test_a_run_records_its_choice_in_manifest_and_hparams(tmp_path):
     assert "too short" in manifest["neuron_backend"]["reason"]
     with open(os.path.join(folder, "hparams.yaml")) as f:
         assert yaml.safe_load(f)["neuron_backend"] == "eager"
+
+
+def test_auto_compiles_under_searches_recording_and_resume(tmp_path, monkeypatch):
+    """With compilation free (patched costs) ``auto`` compiles; TWO, the Dspike temperature search, PSG and MSG
+    (α changing every epoch) and gradient-sparsity recording run on the compiled kernels, and resuming for two
+    more epochs compiles nothing new: α is a kernel argument, not a kernel constant."""
+    from spikegrad.kernels import choice
+
+    monkeypatch.setitem(choice.COSTS, "cpu", Costs(1.0, 0.0, 0.0, "test: compilation is free"))
+    monitor = {"class_path": "spikegrad.callbacks.GradientSparsityMonitor", "init_args": {"every_n_steps": 2}}
+    config = tiny_config(tmp_path, methods=True, callbacks=[monitor], max_epochs=2)
+    run_main(["fit", "--config", config], tmp_path)
+    with open(os.path.join(run_dir(tmp_path), "manifest.json")) as f:
+        assert json.load(f)["neuron_backend"]["choice"] == "compile"
+    kernels, graphs = len(compiled._CACHE), _unique_graphs()
+    checkpoint = os.path.join(run_dir(tmp_path), "checkpoints", "last.ckpt")
+    alphas_before = {k: v for k, v in torch.load(checkpoint, weights_only=False)["state_dict"].items()
+                     if k.endswith("_extra_state")}
+    run_main(["fit", "--config", tiny_config(tmp_path, methods=True, callbacks=[monitor], max_epochs=4),
+              "--ckpt_path", "last"], tmp_path)
+    alphas_after = {k: v for k, v in torch.load(checkpoint, weights_only=False)["state_dict"].items()
+                    if k.endswith("_extra_state")}
+    assert alphas_after != alphas_before  # the searches changed α in epochs 3 and 4
+    assert len(compiled._CACHE) == kernels and _unique_graphs() == graphs
