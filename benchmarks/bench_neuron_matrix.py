@@ -149,16 +149,19 @@ def check_same(fns: dict, x: torch.Tensor, grad: torch.Tensor, row: str) -> None
     x.grad = None
 
 
-def run_shape(shape: tuple[int, int, int], rows: list[str], reps: int, libraries: bool) -> list[list]:
+def run_shape(shape: tuple[int, int, int], rows: list[str], reps: int, libraries: bool,
+              device: str = "cpu") -> list[list]:
     T, B, N = shape
     torch.manual_seed(0)
-    x = (torch.randn(T, B, N) * 1.5 + 0.5).requires_grad_()
+    x = (torch.randn(T, B, N, device=device) * 1.5 + 0.5).requires_grad_()
     grad = torch.randn_like(x)
     candidates, names = {}, {}
     for row in rows:
         s = setting(row)
-        fns = {b: spikegrad_layer(s, b) for b in ("eager", "compile")}
+        fns = {b: spikegrad_layer(s, b).to(device) for b in ("eager", "compile")}
         sj = spikingjelly_layer(s) if libraries else None
+        if sj is not None:
+            sj.node.to(device)
         if sj is not None:
             fns["SpikingJelly"] = sj
         small = x.detach()[:, :4, :1024].clone().requires_grad_()
@@ -168,7 +171,7 @@ def run_shape(shape: tuple[int, int, int], rows: list[str], reps: int, libraries
             candidates[(row, name)] = fwd_bwd(fn, x, grad)
             names[(row, name)] = name
     candidates[("floor", "floor")] = fwd_bwd(torch.sigmoid, x, grad)
-    times = interleaved(candidates, reps)
+    times = interleaved(candidates, reps, device=device)
     floor = median_ms(times[("floor", "floor")])
     out = []
     for row in rows:
@@ -192,14 +195,15 @@ def main(argv=None) -> str:
     p.add_argument("--reps", type=int, default=9)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-libraries", action="store_true", help="skip SpikingJelly")
+    p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     lines = [f"Machine: {machine()}",
-             f"float32, {args.reps} interleaved repetitions, medians of forward + backward in ms", ""]
+             f"float32 on {args.device}, {args.reps} interleaved repetitions, medians of forward + backward in ms", ""]
     rows = []
     for name in args.shapes:
         chosen = args.large_rows if (name == "large" and args.large_rows) else args.rows
-        rows += run_shape(SHAPES[name], chosen, args.reps, not args.no_libraries)
+        rows += run_shape(SHAPES[name], chosen, args.reps, not args.no_libraries, args.device)
     header = ["T×B×N", "setting", "eager ms", "compile ms", "SpikingJelly ms", "floor ms", "compile × floor",
               "eager × floor", "eager × SJ speed", "compile × SJ speed"]
     lines.append(table(header, rows))
