@@ -19,7 +19,9 @@ the same pass also reduces their gradients::
     ∂L/∂λ = Σ_t a[t+1]·v[t],   ∂L/∂κ = Σ_t a[t]·x[t],   ∂L/∂θ = Σ_t (-∂L/∂s[t]·g̃[t] + λ·a[t+1]·∂v[t]/∂θ)
 
 with ``∂v/∂θ = 0`` (hard, detached), ``h·g̃`` (hard, kept), ``-s`` (soft, detached) or ``-s + θ·g̃`` (soft,
-kept). Reset factors are float 0/1 tensors, never boolean ones (boolean arithmetic is several times slower on
+kept). When no parameter gradient is asked for, the backward carries ``κ·a`` instead of ``a`` (the recursion is
+linear in ``a``): κ enters with the surrogate derivative's last operation and ``∂L/∂x = κ·a`` costs no pass of
+its own. Reset factors are float 0/1 tensors, never boolean ones (boolean arithmetic is several times slower on
 CPU); there is no per-step allocation.
 """
 
