@@ -30,6 +30,7 @@ Kernels never produce boolean tensors: boolean stores are slow in the CPU code t
 
 from __future__ import annotations
 
+import functools
 import types
 from collections.abc import Callable
 
@@ -134,10 +135,10 @@ def _make_backward(
             h = potentials[t]
             g = surrogate.apply_mask(surrogate.kernel_grad(h - theta, alpha), None if kept is None else kept[t])
             if record:
-                zeros_g = zeros_g + (g == 0).sum()
+                zeros_g = zeros_g + (g == 0).to(g.dtype)
             a = grad_s[t] * g if has_grad_s else torch.zeros_like(g)
             if need_threshold:
-                gt = gt - a.sum()
+                gt = gt - a
             if has_grad_h:
                 a = a + grad_h[t]
             if nxt is not None and leaky:
@@ -153,20 +154,23 @@ def _make_backward(
             if nxt is not None and (need_decay or (need_threshold and leaky and not (hard_reset and detach_reset))):
                 s = (h >= theta).to(g.dtype)
                 if need_decay:  # ∂L/∂λ: a[t+1]·v[t]
-                    gl = gl + (nxt * (h * (1.0 - s) if hard_reset else h - theta * s)).sum()
+                    gl = gl + nxt * (h * (1.0 - s) if hard_reset else h - theta * s)
                 if need_threshold and leaky and not (hard_reset and detach_reset):  # ∂L/∂θ: λ·a[t+1]·∂v[t]/∂θ
                     dv = h * g if hard_reset else (-s if detach_reset else theta * g - s)
-                    gt = gt + lam * (nxt * dv).sum()
+                    gt = gt + lam * (nxt * dv)
             if record:
-                zeros_a = zeros_a + (a == 0).sum()
+                zeros_a = zeros_a + (a == 0).to(a.dtype)
             if need_scale:
-                gk = gk + (a * x[t]).sum()
+                gk = gk + a * x[t]
             # κ applied per step, before the stack: a multiply after it is a second pass over ∂L/∂x
             out[t] = a * kappa if scaled else a
             nxt = a
         grad_x = torch.stack(out)
-        wanted = [g for g, need in zip((gl, gk, gt), needs, strict=True) if need]
-        return (grad_x.to(out_dtype), *wanted, *((zeros_g, zeros_a) if record else ()))
+        # per-neuron sums over time, [M]: the kernel stays one elementwise pass over the neurons (a full sum
+        # here split it into several loops over memory); the caller sums these M entries
+        column = functools.partial(_column, like=out[0])
+        wanted = [column(g) for g, need in zip((gl, gk, gt), needs, strict=True) if need]
+        return (grad_x.to(out_dtype), *wanted, *((column(zeros_g), column(zeros_a)) if record else ()))
 
     return backward
 
@@ -178,6 +182,11 @@ def _shape_key(surrogate: Surrogate) -> str:
     if surrogate.alpha_is_argument:
         args.pop("alpha")
     return repr(sorted(args.items()))
+
+
+def _column(value, like: torch.Tensor) -> torch.Tensor:
+    """A per-neuron accumulator as a tensor shaped like ``like`` (one that nothing was added to is zero)."""
+    return value if isinstance(value, torch.Tensor) else torch.zeros_like(like)
 
 
 def _memory_order(x: torch.Tensor) -> list[int]:
@@ -254,6 +263,7 @@ def backward(
         given.append(torch.full((), surrogate.alpha, dtype=torch.promote_types(saved.dtype, torch.float32),
                                 device=saved.device))
     gx, *rest = fn(_rows(saved, order), *given)
+    rest = [r.sum(dtype=torch.float64) for r in rest]
     grads = [rest.pop(0) if need else None for need in needs]
     if record:
         zeros_g, zeros_a = rest
