@@ -51,7 +51,7 @@ def choose_backend(layers: list, steps: float, device_type: str, probe=compile_w
     layer_steps = sum(getattr(layer, "last_time_steps", 0) for layer in layers)
     settings = len({kernel_setting(layer) for layer in layers})
     saving = steps * (elements * costs.saving_per_element + layer_steps * costs.saving_per_layer_step)
-    summary = (f"{steps:g} training batches × {elements:,} neuron elements save ≈ {saving:.0f} s against "
+    summary = (f"{steps:g} training batches × {elements:,} neuron elements save ≈ {saving:.1f} s against "
                f"{settings} setting(s) × {costs.compile_per_setting:g} s of compilation ({costs.source})")
     if not compile_pays(steps, elements, layer_steps, settings, costs):
         return "eager", f"eager: the run is too short to repay compilation: {summary}"
