@@ -37,7 +37,7 @@ class Costs:
 COSTS = {
     # `benchmarks/bench_neuron_matrix.py`, base row at T=8, B=64, N=32768, 2 threads: eager - compile ≈ 4.5 ns
     # per element; compile time of one setting (forward + backward, warm inductor cache 7-10 s, cold 20-30 s)
-    "cpu": Costs(4.5e-9, 0.0, 20.0, "measured on a 2-core Xeon, docs/benchmarks.md"),
+    "cpu": Costs(4.5e-9, 0.0, 20.0, "measured on a 2-core AMD EPYC guest, docs/benchmarks.md"),
     # not measured (no GPU was available): eager's per-step launches (about 4 per layer and step, ~10 µs each)
     # and 4 of its 9 passes over memory at ~3 TB/s
     "cuda": Costs(5e-12, 4e-5, 30.0, "estimated, not measured"),
