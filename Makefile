@@ -30,6 +30,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 bench: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/bench_neuron_matrix.py
 	$(BIN)/python benchmarks/bench_neuron.py
 	$(BIN)/python benchmarks/bench_network.py
 	$(BIN)/python benchmarks/bench_quickstart.py

@@ -1,7 +1,8 @@
 """Training step of a spiking VGG-style net (T = 4, batch 32, 32×32×3): spikegrad vs SpikingJelly layers.
 
 Both nets are the same: blocks ``Conv3x3 -> BN -> LIF`` with widths ``64-P-128-P-256-256-P-256-P`` (P = 2×2
-average pooling), then ``Linear(256·2·2 -> 10)``; LIF τ = 2 (charge form), θ = 1,
+average pooling), then ``Linear(256·2·2 -> 10)``; LIF τ = 2 in both charge forms (``--forms``: ``charge``,
+``decay_input: true``, and ``leak``, ``decay_input: false``), θ = 1,
 hard reset with a detached reset, ATan α = 2, BN statistics over T×B, mean-over-time logits, cross-entropy,
 SGD step. Candidates:
 
@@ -40,7 +41,7 @@ PLAN = (64, "P", 128, "P", 256, 256, "P", 256, "P")
 TAU, THRESHOLD, ALPHA = 2.0, 1.0, 2.0
 
 
-def spikegrad_net(backend: str, num_classes: int = 10) -> nn.Module:
+def spikegrad_net(backend: str, decay_input: bool = True, num_classes: int = 10) -> nn.Module:
     layers, c, size = [], 3, 32
     for item in PLAN:
         if item == "P":
@@ -50,14 +51,14 @@ def spikegrad_net(backend: str, num_classes: int = 10) -> nn.Module:
             layers += [
                 TimeDistributed(nn.Conv2d(c, item, 3, padding=1, bias=False), nn.BatchNorm2d(item)),
                 LIF(ATan(alpha=ALPHA), tau=TAU, v_threshold=THRESHOLD, reset="hard", detach_reset=True,
-                    decay_input=True, backend=backend),
+                    decay_input=decay_input, backend=backend),
             ]
             c = item
     layers += [Flatten(), TimeDistributed(nn.Linear(c * size * size, num_classes))]
     return nn.Sequential(*layers)
 
 
-def spikingjelly_net(num_classes: int = 10) -> nn.Module:
+def spikingjelly_net(decay_input: bool = True, num_classes: int = 10) -> nn.Module:
     from spikingjelly.activation_based import layer, neuron, surrogate
 
     layers, c, size = [], 3, 32
@@ -69,7 +70,7 @@ def spikingjelly_net(num_classes: int = 10) -> nn.Module:
             layers += [
                 layer.Conv2d(c, item, 3, padding=1, bias=False, step_mode="m"),
                 layer.BatchNorm2d(item, step_mode="m"),
-                neuron.LIFNode(tau=TAU, decay_input=True, v_threshold=THRESHOLD, v_reset=0.0,
+                neuron.LIFNode(tau=TAU, decay_input=decay_input, v_threshold=THRESHOLD, v_reset=0.0,
                                surrogate_function=surrogate.ATan(alpha=ALPHA), detach_reset=True, step_mode="m"),
             ]
             c = item
@@ -77,12 +78,17 @@ def spikingjelly_net(num_classes: int = 10) -> nn.Module:
     return nn.Sequential(*layers)
 
 
+FORMS = {"charge": True, "leak": False}  # decay_input of the LIF: h = v + (x - v)/τ, or h = (1 - 1/τ)·v + x
+
+
 def build(name: str) -> tuple[nn.Module, bool, bool]:
-    """(net, channels_last, reset_after_step) for a candidate name."""
+    """(net, channels_last, reset_after_step) for a candidate name, ``"<candidate> [<form>]"``."""
+    name, _, form = name.partition(" [")
+    decay_input = FORMS[form.rstrip("]") or "charge"]
     if name == "SpikingJelly":
-        return spikingjelly_net(), False, True
+        return spikingjelly_net(decay_input), False, True
     backend = name.split()[1]
-    return spikegrad_net(backend), name.endswith("channels-last"), False
+    return spikegrad_net(backend, decay_input), name.endswith("channels-last"), False
 
 
 def make_step(name: str, T: int, batch: int, seed: int = 0):
@@ -173,19 +179,23 @@ def main(argv=None) -> str:
     p.add_argument("--candidates", nargs="+", default=[
         "spikegrad eager", "spikegrad eager channels-last", "spikegrad compile", "spikegrad compile channels-last",
         "SpikingJelly"])
+    p.add_argument("--forms", nargs="+", default=list(FORMS), choices=list(FORMS),
+                   help="LIF charge forms: charge (decay_input true, the configs' default) and leak (false)")
     p.add_argument("--peak-child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.peak_child:
         peak_child(args.peak_child, args.T, args.batch, args.threads)
         return ""
     torch.set_num_threads(args.threads)
-    steps = {name: make_step(name, args.T, args.batch) for name in args.candidates}
+    names = [f"{name} [{form}]" for form in args.forms for name in args.candidates]
+    steps = {name: make_step(name, args.T, args.batch) for name in names}
     saved = {name: saved_bytes(step) / 2**20 for name, step in steps.items()}
     times = interleaved(steps, args.reps, warmup=2)
-    peaks = {name: peak_mb(name, args.T, args.batch, args.threads) for name in args.candidates}
-    ref = "SpikingJelly" if "SpikingJelly" in times else args.candidates[0]
+    peaks = {name: peak_mb(name, args.T, args.batch, args.threads) for name in names}
     rows = []
     for name, ts in times.items():
+        form = name.partition(" [")[2]
+        ref = f"SpikingJelly [{form}" if f"SpikingJelly [{form}" in times else names[0]
         m = median_ms(ts)
         rows.append([name, f"{m:.0f} [{iqr_ms(ts):.0f}]", median_ms(times[ref]) / m, f"{saved[name]:.0f}",
                      saved[name] / saved[ref], f"{peaks[name]:.0f}", peaks[name] / peaks[ref]])
@@ -193,8 +203,8 @@ def main(argv=None) -> str:
         f"Machine: {machine()}",
         f"Training step, T={args.T}, batch {args.batch}, 32×32×3, {args.reps} interleaved repetitions "
         f"(medians, interquartile range in brackets)", "",
-        table(["candidate", "step ms", f"throughput × {ref}", "saved MB", f"saved × {ref}", "peak MB",
-               f"peak × {ref}"], rows),
+        table(["candidate [charge form]", "step ms", "throughput × SpikingJelly", "saved MB", "saved × SpikingJelly",
+               "peak MB", "peak × SpikingJelly"], rows),
     ])
     print(text)
     return text

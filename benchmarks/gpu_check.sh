@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA checks in one run: the GPU tests (compiled Triton LIF against the eager CPU reference, the fused LIF
-# on CUDA against the step-by-step reference, the MSG masks), then the neuron and MSG benchmarks on the GPU.
+# on CUDA against the step-by-step reference, the MSG masks), then the neuron benchmarks (the matrix of every
+# neuron setting, bench_neuron_matrix.py) and the MSG benchmarks on the GPU.
 #
 #   bash benchmarks/gpu_check.sh [OUTPUT_DIR]        (default: gpu_check/; one log file per step)
 #
@@ -32,6 +33,9 @@ step tests-masks "$PY" -m pytest -q -p no:cacheprovider tests/test_masks.py test
 libraries=()
 "$PY" -c "import spikingjelly, snntorch" 2>/dev/null || libraries=(--no-libraries)
 step bench-neuron "$PY" benchmarks/bench_neuron.py --device cuda --threads 1 --reps 21 --T 4 8 16 "${libraries[@]}"
+sj=()
+"$PY" -c "import spikingjelly" 2>/dev/null || sj=(--no-libraries)
+step bench-neuron-matrix "$PY" benchmarks/bench_neuron_matrix.py --device cuda --threads 1 --reps 21 "${sj[@]}"
 step bench-msg "$PY" benchmarks/bench_msg.py --device cuda --threads 1 --reps 21
 step bench-msg-compile "$PY" benchmarks/bench_msg.py --device cuda --threads 1 --reps 21 --backend compile
 exit $status

@@ -90,7 +90,7 @@ INVALID_SETTINGS = [
     (["--model.surrogate.beta", "1"], "model.surrogate: ATan has no option 'beta'; valid options: alpha, mask_p, "
      "mask_rescale, mask_fill"),
     (["--model.neuron.reset", "zero"], "neuron reset must be one of hard, soft; got 'zero'"),
-    (["--model.neuron.backend", "triton"], "neuron backend must be one of eager, compile; got 'triton'"),
+    (["--model.neuron.backend", "triton"], "neuron backend must be one of auto, eager, compile; got 'triton'"),
     (["--model.nosuch", "1"], "--model.nosuch"),
     # optimizer
     (["--model.optimizer.init_args.lr", "-1"], "model.optimizer: Invalid learning rate: -1.0"),

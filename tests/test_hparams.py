@@ -55,7 +55,8 @@ def test_the_table_holds_the_settings_that_change_results_and_no_internals(fitte
                 "surrogate.mask_p": 0.0, "backbone": "SpikingMLP", "backbone.hidden": "[32]", "decoder": "MeanDecoder",
                 "loss": "CrossEntropyLoss", "data": "DigitsDataModule", "dataset": "digits",
                 "DspikeTemperatureSearch.b0": 3.0, "DspikeTemperatureSearch.num_coordinates": 8,
-                "trainer.limit_train_batches": 4, "trainer.deterministic": True}
+                "trainer.limit_train_batches": 4, "trainer.deterministic": True,
+                "neuron.backend": "auto", "neuron_backend": "eager"}  # auto, and what it chose for this run
     assert {key: params.get(key) for key in expected} == expected
     assert {"neuron.tau", "neuron.v_threshold", "neuron.reset", "pda.weight"} <= set(params)  # every neuron option
     internal = [k for k in params if "sha1" in k or "instantiator" in k or "input_shape" in k or "Monitor" in k]

@@ -99,9 +99,9 @@ def test_compiled_and_eager_drop_the_same_entries_for_one_seed(layer):
 def test_backend_is_a_setting_with_one_line_errors():
     layer = LIF(backend="compile")
     assert layer.backend == "compile" and "backend='compile'" in repr(layer)
-    with pytest.raises(ValueError, match="backend must be one of eager, compile"):
+    with pytest.raises(ValueError, match="backend must be one of auto, eager, compile"):
         LIF(backend="triton")
-    with pytest.raises(ValueError, match="backend must be one of eager, compile"):
+    with pytest.raises(ValueError, match="backend must be one of auto, eager, compile"):
         lif_multistep(torch.zeros(2, 3), ATan(), backend="fast")
 
 
@@ -175,3 +175,23 @@ def test_compiled_recording_and_learned_threshold_agree_with_eager():
     for got, want in zip(grads["compile"], grads["eager"], strict=True):
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
     assert grads["compile"][1].abs() > 0
+
+
+@pytest.mark.parametrize("reset", ["hard", "soft"])
+def test_eager_folding_input_scale_agrees_with_compiled_under_msg_rescale_and_fill(reset):
+    """The eager backward carries κ·∂L/∂h (κ folded into g̃, the mask's fill and the kept reset's ∂v/∂h); the
+    compiled one multiplies by κ per step. Same seed, same mask: the same input gradient, with ``h`` read too."""
+    grads = {}
+    for backend in ("eager", "compile"):
+        layer = LIF(ATan(mask_p=0.4, mask_rescale=True, mask_fill=0.1), tau=1.7, v_threshold=0.8, reset=reset,
+                    detach_reset=False, decay_input=True, backend=backend).double()
+        layer.keep_potential = True
+        g = torch.Generator().manual_seed(11)
+        x = (torch.randn(5, 4, 33, generator=g, dtype=torch.float64) * 1.5 + 0.6).requires_grad_()
+        grad_s = torch.randn(x.shape, generator=g, dtype=x.dtype)
+        grad_h = torch.randn(x.shape, generator=g, dtype=x.dtype) * 0.1
+        torch.manual_seed(4)
+        spikes = layer(x)
+        (grads[backend],) = torch.autograd.grad((spikes * grad_s).sum() + (layer.potential * grad_h).sum(), x)
+    torch.testing.assert_close(grads["compile"], grads["eager"], rtol=1e-9, atol=1e-12)
+    assert grads["eager"].abs().sum() > 0

@@ -40,6 +40,7 @@ from spikegrad import preflight  # noqa: E402
 from spikegrad.callbacks.run.finite_loss import NonFiniteLossGuard  # noqa: E402
 from spikegrad.callbacks.run.interrupt_checkpoint import InterruptCheckpoint  # noqa: E402
 from spikegrad.callbacks.run.last_checkpoint import LastCheckpoint  # noqa: E402
+from spikegrad.callbacks.run.neuron_backend import NeuronBackendChoice  # noqa: E402
 from spikegrad.callbacks.run.random_state import RandomStateCheckpoint  # noqa: E402
 from spikegrad.class_paths import ClassPathErrorParser  # noqa: E402
 from spikegrad.console import (  # noqa: E402
@@ -251,7 +252,8 @@ class SpikegradCLI(LightningCLI):
         configured = config.get("callbacks") or []
         configured = list(configured) if isinstance(configured, (list, tuple)) else [configured]
         manifest = RunManifest(self.argv, weights_from=self.weights_from[0] if self.weights_from else None)
-        callbacks = [*configured, manifest, RandomStateCheckpoint(), InterruptCheckpoint(), ErrorLog()]
+        callbacks = [*configured, manifest, NeuronBackendChoice(), RandomStateCheckpoint(), InterruptCheckpoint(),
+                     ErrorLog()]
         callbacks.append(HyperparameterTable(self._settings_dict()))
         if config.get("enable_model_summary", True) is not False and not any(
             isinstance(c, ModelSummary) for c in configured

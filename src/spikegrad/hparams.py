@@ -36,6 +36,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.plugins.hparams import plugin_data_pb2
 from torch.utils.tensorboard.summary import hparams
 
+from spikegrad.callbacks.run.neuron_backend import NeuronBackendChoice
 from spikegrad.tensorboard_layout import write_layout
 
 __all__ = ["HPARAM_METRICS", "HyperparameterTable", "log_hparams", "run_hparams"]
@@ -153,7 +154,11 @@ class HyperparameterTable(Callback):
 
     def params(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         datamodule_hparams = getattr(trainer.datamodule, "hparams", {}) or {}
-        return run_hparams(self.settings, getattr(pl_module, "time_steps", None), datamodule_hparams.get("dataset"))
+        params = run_hparams(self.settings, getattr(pl_module, "time_steps", None), datamodule_hparams.get("dataset"))
+        for callback in trainer.callbacks:  # backend auto, resolved after the first batch
+            if isinstance(callback, NeuronBackendChoice) and callback.choice is not None:
+                params["neuron_backend"] = callback.choice
+        return params
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.written or trainer.sanity_checking:

@@ -159,6 +159,17 @@ class RunManifest(Callback):
         else:
             self.path = ""
 
+    def add(self, key: str, value: Any) -> None:
+        """Adds ``key`` to the manifest this run wrote (a decision made during the run, e.g. the neuron backend)."""
+        if not self.path:
+            return
+        with open(self.path) as f:
+            manifest = json.load(f)
+        manifest[key] = value
+        with open(self.path, "w") as f:
+            json.dump(manifest, f, indent=2, default=str)
+            f.write("\n")
+
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._write(trainer)  # after the checkpoint to resume from is known
 

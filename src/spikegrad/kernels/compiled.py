@@ -17,18 +17,20 @@ over memory per direction:
   with ``g̃`` the (MSG-masked) surrogate derivative and the terms of :mod:`spikegrad.kernels.eager`.
 
 The eager kernels are the reference; the tests check that both agree with each other and with the step-by-step
-autograd reference. Fixed settings (λ, κ, θ, reset, surrogate shape and parameter, masking) are constants of a
-kernel: every distinct setting compiles its own kernel once (a few seconds, see ``docs/benchmarks.md``), and so
-does every new ``T``; the neuron count ``M`` becomes a dynamic size after the second shape seen, so layers of
-different widths share a kernel. A learnable λ, κ or θ is read from a 0-d tensor argument instead, so that
-training it does not recompile. MSG masks are drawn outside the kernel by the surrogate
-(:meth:`spikegrad.surrogates.Surrogate.draw_mask`, the stream the eager backward uses) and read as ``uint8``,
-so for dense inputs both backends drop the same entries for one seed.
+autograd reference. Fixed settings (λ, κ, θ, reset, surrogate shape, masking) are constants of a kernel: every
+distinct setting compiles its own kernel once (a few seconds, see ``docs/benchmarks.md``), and so does every new
+``T``; the neuron count ``M`` becomes a dynamic size after the second shape seen, so layers of different widths
+share a kernel. A learnable λ, κ or θ is read from a 0-d tensor argument instead, so that training it does not
+recompile; so is the surrogate's α (:meth:`spikegrad.surrogates.Surrogate.kernel_grad`), so that searches changing
+α every epoch (Dspike, PSG) reuse one kernel. MSG masks are drawn outside the kernel by the surrogate
+(:meth:`spikegrad.surrogates.Surrogate.draw_mask`, the stream the eager backward uses) and read as ``uint8``, so
+for dense inputs both backends drop the same entries for one seed.
 Kernels never produce boolean tensors: boolean stores are slow in the CPU code the compiler emits.
 """
 
 from __future__ import annotations
 
+import functools
 import types
 from collections.abc import Callable
 
@@ -110,12 +112,14 @@ def _make_backward(
 ):
     need_decay, need_scale, need_threshold = needs
     learned = decay is None or input_scale is None or v_threshold is None
-    present = (has_grad_s, has_grad_h, surrogate.masked, need_scale and not from_input, learned)
+    alpha_argument = surrogate.alpha_is_argument
+    present = (has_grad_s, has_grad_h, surrogate.masked, need_scale and not from_input, learned, alpha_argument)
 
     def backward(saved: torch.Tensor, *given: torch.Tensor):
         # only the inputs this setting reads are passed (each argument costs a guard check on every call)
         inputs = iter(given)
-        grad_s, grad_h, kept, x, params = (next(inputs) if p else None for p in present)
+        grad_s, grad_h, kept, x, params, alpha = (next(inputs) if p else None for p in present)
+        alpha = alpha if alpha_argument else surrogate.alpha
         x = saved if from_input else x
         lam, kappa, theta = _settings(params, decay, input_scale, v_threshold)
         if from_input:  # ``saved`` is x: recompute h (cheap arithmetic instead of a stored tensor)
@@ -123,17 +127,18 @@ def _make_backward(
         else:
             potentials = [saved[t] for t in range(saved.shape[0])]
         leaky = decay is None or decay != 0.0
+        scaled = input_scale is None or input_scale != 1.0
         out = [None] * len(potentials)
         zeros_g = zeros_a = gl = gk = gt = 0.0
         nxt = None
         for t in range(len(potentials) - 1, -1, -1):
             h = potentials[t]
-            g = surrogate.apply_mask(surrogate.grad(h - theta), None if kept is None else kept[t])
+            g = surrogate.apply_mask(surrogate.kernel_grad(h - theta, alpha), None if kept is None else kept[t])
             if record:
-                zeros_g = zeros_g + (g == 0).sum()
+                zeros_g = zeros_g + (g == 0).to(g.dtype)
             a = grad_s[t] * g if has_grad_s else torch.zeros_like(g)
             if need_threshold:
-                gt = gt - a.sum()
+                gt = gt - a
             if has_grad_h:
                 a = a + grad_h[t]
             if nxt is not None and leaky:
@@ -149,23 +154,39 @@ def _make_backward(
             if nxt is not None and (need_decay or (need_threshold and leaky and not (hard_reset and detach_reset))):
                 s = (h >= theta).to(g.dtype)
                 if need_decay:  # ∂L/∂λ: a[t+1]·v[t]
-                    gl = gl + (nxt * (h * (1.0 - s) if hard_reset else h - theta * s)).sum()
+                    gl = gl + nxt * (h * (1.0 - s) if hard_reset else h - theta * s)
                 if need_threshold and leaky and not (hard_reset and detach_reset):  # ∂L/∂θ: λ·a[t+1]·∂v[t]/∂θ
                     dv = h * g if hard_reset else (-s if detach_reset else theta * g - s)
-                    gt = gt + lam * (nxt * dv).sum()
+                    gt = gt + lam * (nxt * dv)
             if record:
-                zeros_a = zeros_a + (a == 0).sum()
+                zeros_a = zeros_a + (a == 0).to(a.dtype)
             if need_scale:
-                gk = gk + (a * x[t]).sum()
-            out[t] = a
+                gk = gk + a * x[t]
+            # κ applied per step, before the stack: a multiply after it is a second pass over ∂L/∂x
+            out[t] = a * kappa if scaled else a
             nxt = a
         grad_x = torch.stack(out)
-        if input_scale is None or input_scale != 1.0:
-            grad_x = grad_x * kappa
-        wanted = [g for g, need in zip((gl, gk, gt), needs, strict=True) if need]
-        return (grad_x.to(out_dtype), *wanted, *((zeros_g, zeros_a) if record else ()))
+        # per-neuron sums over time, [M]: the kernel stays one elementwise pass over the neurons (a full sum
+        # here split it into several loops over memory); the caller sums these M entries
+        column = functools.partial(_column, like=out[0])
+        wanted = [column(g) for g, need in zip((gl, gk, gt), needs, strict=True) if need]
+        return (grad_x.to(out_dtype), *wanted, *((column(zeros_g), column(zeros_a)) if record else ()))
 
     return backward
+
+
+def _shape_key(surrogate: Surrogate) -> str:
+    """The surrogate's settings that are constants of a backward kernel: all but α when the kernel takes α as a
+    tensor argument (so that changing α, as Dspike and PSG searches do every epoch, does not recompile)."""
+    args = surrogate.init_args()
+    if surrogate.alpha_is_argument:
+        args.pop("alpha")
+    return repr(sorted(args.items()))
+
+
+def _column(value, like: torch.Tensor) -> torch.Tensor:
+    """A per-neuron accumulator as a tensor shaped like ``like`` (one that nothing was added to is zero)."""
+    return value if isinstance(value, torch.Tensor) else torch.zeros_like(like)
 
 
 def _memory_order(x: torch.Tensor) -> list[int]:
@@ -221,7 +242,7 @@ def backward(
     constants = (_constant(decay), _constant(input_scale), _constant(v_threshold))
     record = recorder is not None
     key = (
-        "bwd", *constants, hard_reset, detach_reset, repr(surrogate), type(surrogate),
+        "bwd", *constants, hard_reset, detach_reset, _shape_key(surrogate), type(surrogate),
         out_dtype, saved.dtype, saved.device.type, grad_s is not None, grad_h is not None,
         None if grad_s is None else grad_s.dtype, None if grad_h is None else grad_h.dtype, from_input,
         tuple(needs), record,
@@ -238,7 +259,11 @@ def backward(
         given.append(_rows(x, order))
     if params is not None:
         given.append(params)
+    if surrogate.alpha_is_argument:
+        given.append(torch.full((), surrogate.alpha, dtype=torch.promote_types(saved.dtype, torch.float32),
+                                device=saved.device))
     gx, *rest = fn(_rows(saved, order), *given)
+    rest = [r.sum(dtype=torch.float64) for r in rest]
     grads = [rest.pop(0) if need else None for need in needs]
     if record:
         zeros_g, zeros_a = rest

@@ -19,7 +19,9 @@ the same pass also reduces their gradients::
     ∂L/∂λ = Σ_t a[t+1]·v[t],   ∂L/∂κ = Σ_t a[t]·x[t],   ∂L/∂θ = Σ_t (-∂L/∂s[t]·g̃[t] + λ·a[t+1]·∂v[t]/∂θ)
 
 with ``∂v/∂θ = 0`` (hard, detached), ``h·g̃`` (hard, kept), ``-s`` (soft, detached) or ``-s + θ·g̃`` (soft,
-kept). Reset factors are float 0/1 tensors, never boolean ones (boolean arithmetic is several times slower on
+kept). When no parameter gradient is asked for, the backward carries ``κ·a`` instead of ``a`` (the recursion is
+linear in ``a``): κ enters with the surrogate derivative's last operation and ``∂L/∂x = κ·a`` costs no pass of
+its own. Reset factors are float 0/1 tensors, never boolean ones (boolean arithmetic is several times slower on
 CPU); there is no per-step allocation.
 """
 
@@ -77,8 +79,11 @@ def backward(h_seq, x, grad_spikes, grad_h_ext, decay, input_scale, v_threshold,
     entries of ``g̃`` and of ``∂L/∂h``.
     """
     need_decay, need_scale, need_threshold = needs
-    # g̃ = ∂s/∂h for all steps at once, in a fresh buffer that the local gradient is then computed in.
-    g = surrogate.derivative(h_seq, v_threshold)
+    # Without parameter gradients the whole backward works on κ·a instead of a (the recursion is linear in a):
+    # κ is folded into g̃'s last operation instead of a final pass ∂L/∂x = κ·a over memory.
+    fold = input_scale if (input_scale != 1.0 and not any(needs)) else 1.0
+    # κ·g̃ = κ·∂s/∂h for all steps at once, in a fresh buffer that the local gradient is then computed in.
+    g = surrogate.derivative(h_seq, v_threshold, fold)
     if recorder is not None:
         recorder["surrogate_zero_fraction"] = (g == 0).float().mean().detach()
     T = h_seq.shape[0]
@@ -88,9 +93,9 @@ def backward(h_seq, x, grad_spikes, grad_h_ext, decay, input_scale, v_threshold,
     if recursion and not detach_reset:
         if hard_reset:
             carry = torch.lt(h_seq, v_threshold, out=torch.empty_like(g))
-            carry.addcmul_(h_seq, g, value=-1.0)
+            carry.addcmul_(h_seq, g, value=-1.0 / fold)
         else:
-            carry = torch.mul(g, -v_threshold).add_(1.0)
+            carry = torch.mul(g, -v_threshold / fold).add_(1.0)
     # Local gradient ∂L/∂s[t]·g̃[t] + ∂L/∂h_ext[t], computed in place in g.
     if grad_spikes is not None:
         grad_h = g.mul_(grad_spikes)
@@ -98,7 +103,7 @@ def backward(h_seq, x, grad_spikes, grad_h_ext, decay, input_scale, v_threshold,
         grad_h = g.zero_()
     grad_threshold = -grad_h.sum() if need_threshold else None  # Σ -∂L/∂s·g̃, the spikes' own share
     if grad_h_ext is not None:
-        grad_h.add_(grad_h_ext)
+        grad_h.add_(grad_h_ext, alpha=fold)
     # Time recursion ∂L/∂h[t] += λ·∂v[t]/∂h[t]·∂L/∂h[t+1], one fused op per step.
     if recursion:
         buf = torch.empty_like(grad_h[0]) if (carry is None and hard_reset) else None
@@ -129,5 +134,5 @@ def backward(h_seq, x, grad_spikes, grad_h_ext, decay, input_scale, v_threshold,
         grad_threshold = grad_threshold + decay * (grad_h[1:] * dv_dtheta).sum()
     if need_scale:
         grad_scale = (grad_h * x).sum()
-    grad_x = grad_h.mul_(input_scale) if input_scale != 1.0 else grad_h
+    grad_x = grad_h.mul_(input_scale) if (input_scale != 1.0 and fold == 1.0) else grad_h
     return grad_x, grad_decay, grad_scale, grad_threshold

@@ -81,6 +81,21 @@ class Surrogate(ABC):
         """``g(x)`` as a new tensor (``x`` is not modified)."""
         return self.grad_(x.clone())
 
+    def kernel_grad(self, x: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
+        """``g(x)`` out of place, with the shape parameter ``alpha`` given as a float or a 0-d tensor.
+
+        The compiled kernels (:mod:`spikegrad.kernels.compiled`) trace this with ``alpha`` a tensor argument, so
+        that a search changing α (Dspike, PSG) reuses the kernel instead of compiling a new one. The built-in
+        shapes implement it; the default ignores ``alpha`` and calls :meth:`grad` (α then is a constant of the
+        kernel, and every α value compiles its own, see :attr:`alpha_is_argument`).
+        """
+        return self.grad(x)
+
+    @property
+    def alpha_is_argument(self) -> bool:
+        """Whether :meth:`kernel_grad` reads ``alpha`` from its argument (the shape implements it)."""
+        return type(self).kernel_grad is not Surrogate.kernel_grad
+
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
         """A smooth step ``S`` with ``S' = g``, ``S(-∞) = 0``, ``S(∞) = 1`` (for tests and plots)."""
         raise NotImplementedError
@@ -97,8 +112,11 @@ class Surrogate(ABC):
     def masked(self) -> bool:
         return self.mask_p > 0.0
 
-    def derivative(self, h: torch.Tensor, v_threshold: float) -> torch.Tensor:
-        """``g̃(h - θ)`` for every entry of the potentials ``h``, in a new buffer laid out like ``h``.
+    def derivative(self, h: torch.Tensor, v_threshold: float, scale: float = 1.0) -> torch.Tensor:
+        """``scale·g̃(h - θ)`` for every entry of the potentials ``h``, in a new buffer laid out like ``h``.
+
+        ``scale`` (> 0) is folded into the shape's last operation (the eager backward passes the input scale κ,
+        which saves a pass over ``∂L/∂x``).
 
         Without masking this is ``g(h - θ)``. With masking, one :class:`BernoulliMask` is drawn (the backward's
         only random draw); with the C stream ``h - θ`` is written with ``+∞`` at the dropped entries in the same
@@ -107,18 +125,18 @@ class Surrogate(ABC):
         ones set to ``mask_fill`` when it is not 0.
         """
         if not self.masked:
-            return self.grad_(torch.sub(h, v_threshold))
+            return self.grad_(torch.sub(h, v_threshold), scale)
         mask = BernoulliMask(h, self.mask_p)
         if mask.one_pass:  # the C stream writes h - θ and the drop together: +∞ where dropped, g(+∞) = 0
-            g = self.grad_(mask.shifted(h, v_threshold), self._kept_scale())
+            g = self.grad_(mask.shifted(h, v_threshold), self._kept_scale() * scale)
             if self.mask_fill != 0.0:
-                mask.fill_(g, self.mask_fill)
+                mask.fill_(g, self.mask_fill * scale)
             return g
-        g = self.grad_(torch.sub(h, v_threshold), self._kept_scale())
+        g = self.grad_(torch.sub(h, v_threshold), self._kept_scale() * scale)
         kept = mask.factor(g)
         g.mul_(kept)
         if self.mask_fill != 0.0:
-            g.add_(kept.neg_().add_(1.0), alpha=self.mask_fill)  # + fill·(1 - kept): kept entries stay exact
+            g.add_(kept.neg_().add_(1.0), alpha=self.mask_fill * scale)  # + fill·(1 - kept): kept entries stay exact
         return g
 
     def draw_mask(self, like: torch.Tensor) -> torch.Tensor | None:

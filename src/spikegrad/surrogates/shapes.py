@@ -54,6 +54,9 @@ class Rectangle(Surrogate):
         a = self.alpha
         return x.abs_().le_(a / 2).mul_(scale / a)
 
+    def kernel_grad(self, x: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
+        return (x.abs() <= alpha / 2).to(x.dtype) / alpha
+
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
         return (x / self.alpha + 0.5).clamp(0.0, 1.0)
 
@@ -80,6 +83,9 @@ class Triangle(Surrogate):
         # s·(α - α²|x|) as one fused op (0-d tensor minus scaled tensor), then the clamp: three passes.
         return torch.sub(x.new_full((), a * scale), x.abs_(), alpha=a * a * scale, out=x).clamp_(min=0.0)
 
+    def kernel_grad(self, x: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
+        return (alpha - alpha * alpha * x.abs()).clamp(min=0.0)
+
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
         a = self.alpha
         inside = 0.5 + a * x - 0.5 * a * a * x * x.abs()
@@ -105,6 +111,10 @@ class Sigmoid(Surrogate):
         # σ - σ² in one fused multiply-add, in place.
         return torch.addcmul(sig, sig, sig, value=-1.0, out=sig).mul_(a * scale)
 
+    def kernel_grad(self, x: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
+        sig = torch.sigmoid(alpha * x)
+        return alpha * (sig - sig * sig)
+
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.alpha * x)
 
@@ -124,6 +134,11 @@ class ATan(Surrogate):
         # Written as 1 / (k + k·c²·x²) with k = 2/(α·scale), c = π/2·α: one fused multiply-add and a reciprocal.
         k, c = 2.0 / (a * scale), math.pi / 2 * a
         return torch.addcmul(x.new_full((), k), x, x, value=k * c * c, out=x).reciprocal_()
+
+    def kernel_grad(self, x: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
+        k = 2.0 / alpha
+        c = math.pi / 2 * alpha
+        return 1.0 / (k + (k * c * c) * (x * x))
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
         return torch.atan(math.pi / 2 * self.alpha * x) / math.pi + 0.5
@@ -164,6 +179,13 @@ class DSpike(Surrogate):
         t = x.mul_(b / w).tanh_()
         # k·(1 - tanh²) as one fused multiply-add, in place.
         return torch.addcmul(t.new_full((), k), t, t, value=-k, out=t).mul_(inside)
+
+    def kernel_grad(self, x: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
+        b, w = alpha, self._width()
+        half = torch.tanh(b / 2) if isinstance(b, torch.Tensor) else math.tanh(b / 2)
+        k = b / (2 * w * half)
+        t = torch.tanh(x * (b / w))
+        return (k - k * (t * t)) * (x.abs() <= w / 2).to(x.dtype)
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
         b, w = self.alpha, self._width()
