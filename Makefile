@@ -24,7 +24,7 @@ demo-events: $(STAMP)
 	$(BIN)/spikegrad fit --config configs/quickstart_events.yaml
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
