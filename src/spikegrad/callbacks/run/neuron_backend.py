@@ -3,8 +3,8 @@
 The rule is :mod:`spikegrad.kernels.choice`. The first batch runs eager and tells the layers' sizes; the choice
 then holds for the rest of the run (validation included), is printed as one line, written into the run's
 manifest (``neuron_backend``, :class:`spikegrad.manifest.RunManifest`) and shown as the hyperparameter
-``neuron_backend`` (HPARAMS, ``hparams.yaml``). A resumed run decides again from the batches it still has to run. Layers with an explicit
-``eager`` or ``compile`` are left alone.
+``neuron_backend`` (HPARAMS, ``hparams.yaml``). A resumed run decides again from the batches it still has to
+run. Layers with an explicit ``eager`` or ``compile`` are left alone.
 """
 
 from __future__ import annotations
