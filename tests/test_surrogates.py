@@ -143,3 +143,25 @@ def test_a_checkpoint_surrogate_is_imported_only_from_trusted_modules(monkeypatc
         surrogate_from_state({"class_path": "antigravity.fly", "init_args": {}})  # never imported: never run
     rebuilt = surrogate_from_state({"class_path": "spikegrad.surrogates.ATan", "init_args": {"alpha": 3.0}})
     assert rebuilt.alpha == 3.0
+
+
+@pytest.mark.parametrize("alpha", [0.5, 3.0, 6.0])
+@pytest.mark.parametrize("width", [0.3, 1.0])
+def test_dspike_kernel_grad_is_the_primitives_derivative_in_float64_and_float32(alpha, width):
+    """The compiled kernels' form of Dspike (one ``exp`` instead of ``tanh``): the derivative of the primitive and
+    the eager ``grad_`` in float64, and within 1e-6 relative of that derivative in float32, α as float or tensor."""
+    surrogate = DSpike(alpha=alpha, width=width)
+    x = (torch.linspace(-0.499, 0.499, 2001, dtype=torch.float64) * width).requires_grad_()
+    (derivative,) = torch.autograd.grad(surrogate.primitive(x).sum(), x)
+    x = x.detach()
+    for a in (alpha, torch.tensor(alpha, dtype=torch.float64)):
+        torch.testing.assert_close(surrogate.kernel_grad(x, a), derivative, rtol=1e-12, atol=0.0)
+    torch.testing.assert_close(surrogate.grad_(x.clone()), derivative, rtol=1e-12, atol=0.0)
+    x32 = x.float()
+    exact = surrogate.kernel_grad(x32.double(), alpha)  # float64 at the float32 points
+    for a in (alpha, torch.tensor(alpha)):
+        got = surrogate.kernel_grad(x32, a)
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got.double(), exact, rtol=1e-6, atol=0.0)
+    outside = torch.tensor([-0.51 * width, 0.51 * width, math.inf])
+    assert surrogate.kernel_grad(outside, torch.tensor(alpha)).tolist() == [0.0, 0.0, 0.0]

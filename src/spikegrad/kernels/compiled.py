@@ -167,7 +167,8 @@ def _make_backward(
             nxt = a
         grad_x = torch.stack(out)
         # per-neuron sums over time, [M]: the kernel stays one elementwise pass over the neurons (a full sum
-        # here split it into several loops over memory); the caller sums these M entries
+        # here split it into several loops over memory); the caller sums these M entries in float64, so they
+        # leave the kernel as float64 (exact), sparing the caller's sum a conversion pass of its own
         column = functools.partial(_column, like=out[0])
         wanted = [column(g) for g, need in zip((gl, gk, gt), needs, strict=True) if need]
         return (grad_x.to(out_dtype), *wanted, *((column(zeros_g), column(zeros_a)) if record else ()))
@@ -185,8 +186,8 @@ def _shape_key(surrogate: Surrogate) -> str:
 
 
 def _column(value, like: torch.Tensor) -> torch.Tensor:
-    """A per-neuron accumulator as a tensor shaped like ``like`` (one that nothing was added to is zero)."""
-    return value if isinstance(value, torch.Tensor) else torch.zeros_like(like)
+    """A per-neuron accumulator as a float64 tensor shaped like ``like`` (one that nothing was added to is zero)."""
+    return (value if isinstance(value, torch.Tensor) else torch.zeros_like(like)).to(torch.float64)
 
 
 def _memory_order(x: torch.Tensor) -> list[int]:
@@ -263,7 +264,7 @@ def backward(
         given.append(torch.full((), surrogate.alpha, dtype=torch.promote_types(saved.dtype, torch.float32),
                                 device=saved.device))
     gx, *rest = fn(_rows(saved, order), *given)
-    rest = [r.sum(dtype=torch.float64) for r in rest]
+    rest = [r.sum() for r in rest]  # float64 columns
     grads = [rest.pop(0) if need else None for need in needs]
     if record:
         zeros_g, zeros_a = rest
