@@ -23,6 +23,27 @@ class BlockAt(Callback):
             time.sleep(self.seconds)
 
 
+class HoldWhileGate(Callback):
+    """At the first batch of ``epoch`` of a run whose folder contains ``run_part``, and only while the file ``gate``
+    exists: writes ``gate + ".held"`` and waits until ``gate`` is removed or a SIGTERM arrives (at most
+    ``seconds``), so that a test can stop a worker mid-trial, after that trial's first checkpoint, however fast
+    the machine is; a rerun without ``gate`` passes straight through."""
+
+    def __init__(self, gate: str, run_part: str, epoch: int = 1, seconds: float = 600) -> None:
+        self.gate, self.run_part, self.epoch, self.seconds = gate, run_part, epoch, seconds
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if trainer.current_epoch != self.epoch or batch_idx != 0 or not os.path.exists(self.gate):
+            return
+        if self.run_part not in os.path.normpath(str(trainer.log_dir)):
+            return
+        with open(self.gate + ".held", "w") as f:
+            f.write(str(trainer.global_step))
+        deadline = time.monotonic() + self.seconds
+        while os.path.exists(self.gate) and not trainer.received_sigterm and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
 class PoisonWeights(Callback):
     """Sets every parameter to NaN at the start of ``epoch`` (the next loss is NaN)."""
 

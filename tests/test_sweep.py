@@ -151,9 +151,13 @@ def test_a_stopped_worker_s_trial_is_retried_from_its_last_checkpoint(tmp_path, 
     """SIGKILL: the worker dies mid-trial. SIGTERM (a cancelled job): it stops fit, exits 143 and leaves the trial
     RUNNING rather than FAIL. Either way the same command again finishes the grid, nothing lost or run twice."""
     spec = write_spec(tmp_path)
+    gate = os.path.join(str(tmp_path), "hold")
+    with open(gate, "w"):
+        pass  # while this file exists, alpha2 seed 1 waits at its second epoch (after its first checkpoint)
     with open(spec) as f:
         content = yaml.safe_load(f)
-    content["overrides"].update({"trainer.max_epochs": 2, "trainer.limit_train_batches": 12})
+    hold = {"gate": gate, "run_part": os.path.join("alpha2", "seed_1")}
+    content["overrides"]["trainer.callbacks"].append({"class_path": "_probes.HoldWhileGate", "init_args": hold})
     with open(spec, "w") as f:
         yaml.safe_dump(content, f)
     url = sqlite_url(tmp_path)
@@ -163,13 +167,11 @@ def test_a_stopped_worker_s_trial_is_retried_from_its_last_checkpoint(tmp_path, 
     deadline = time.monotonic() + 600
     while stopped is None and time.monotonic() < deadline and worker.poll() is None:
         time.sleep(0.2)
-        try:
-            trials = load_trials(url, "tiny_sweep")
-        except Exception:  # noqa: BLE001 - the study is not created yet
+        if not os.path.exists(gate + ".held"):
             continue
-        for trial in trials:
+        for trial in load_trials(url, "tiny_sweep"):
             run_dir = trial.user_attrs.get("run_dir")
-            if trial.state == optuna.trial.TrialState.RUNNING and run_dir and trial.number >= 1 \
+            if trial.state == optuna.trial.TrialState.RUNNING and run_dir \
                     and os.path.isfile(os.path.join(run_dir, "checkpoints", "last.ckpt")):
                 os.kill(worker.pid, signum)  # mid-trial, after its first epoch's checkpoint
                 stopped = trial
@@ -181,9 +183,11 @@ def test_a_stopped_worker_s_trial_is_retried_from_its_last_checkpoint(tmp_path, 
         assert err.strip().splitlines()[-1].startswith("spikegrad sweep: stopped by SIGTERM; run the same command")
         states = {t.number: t.state for t in load_trials(url, "tiny_sweep")}
         assert states[stopped.number] == optuna.trial.TrialState.RUNNING  # not recorded as a failed run
+    os.remove(gate)  # the rerun passes through
     result = run_cli(["sweep", spec], cwd=tmp_path, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     trials = load_trials(url, "tiny_sweep")
+    assert stopped.number >= 1 and stopped.user_attrs["run_dir"].endswith(os.path.join("alpha2", "seed_1"))
     failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
     assert [t.number for t in failed] == [stopped.number]  # the stopped trial, marked failed by its heartbeat
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == stopped.number]
