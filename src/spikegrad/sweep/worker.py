@@ -112,7 +112,7 @@ def prepare_study(spec: SweepSpec, storage) -> tuple[object, bool]:
 def _claim_waiting(study) -> int | None:
     """The id of a queued trial this process moved WAITING → RUNNING, or ``None`` when the queue is empty.
 
-    The same atomic update as Optuna's ``Study.ask`` (optuna 5.0-5.1, ``Study._pop_waiting_trial_id``; pinned
+    The same atomic update as Optuna's ``Study.ask`` (optuna 5.1, ``Study._pop_waiting_trial_id``; pinned
     below 5.2 in pyproject.toml for that reason), without ``ask``'s fallback of creating a fresh trial when
     another worker took the last queued one.
     """
