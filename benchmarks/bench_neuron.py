@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved, iqr_ms, machine, median_ms, table  # noqa: E402
+from common import check_same, fwd_bwd, interleaved, iqr_ms, machine, median_ms, table  # noqa: E402
 from spikegrad.neurons import LIF  # noqa: E402
 from spikegrad.surrogates import ATan  # noqa: E402
 
@@ -78,32 +78,6 @@ def snntorch():
 
 def sigmoid_floor():
     return torch.sigmoid
-
-
-def fwd_bwd(fn, x, grad):
-    def step():
-        x.grad = None
-        fn(x).backward(grad)
-
-    return step
-
-
-def check_same(fns: dict, x: torch.Tensor, grad: torch.Tensor, base: str) -> None:
-    """Spikes equal and input gradients close (rel. 1e-4) to spikegrad's, for every library candidate."""
-    results = {}
-    for name, fn in fns.items():
-        x.grad = None
-        spikes = fn(x)
-        spikes.backward(grad)
-        results[name] = (spikes.detach().clone(), x.grad.clone())
-    s0, g0 = results[base]
-    for name, (s, g) in results.items():
-        if not torch.equal(s, s0):
-            raise SystemExit(f"{name}: spikes differ from {base} on {(s != s0).float().mean():.2%} of entries")
-        err = ((g - g0).norm() / g0.norm()).item()
-        if err > 1e-4:
-            raise SystemExit(f"{name}: input gradient differs from {base} (relative error {err:.2e})")
-    x.grad = None
 
 
 def main(argv=None) -> str:

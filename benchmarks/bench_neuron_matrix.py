@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved, machine, median_ms, table  # noqa: E402
+from common import check_same, fwd_bwd, interleaved, machine, median_ms, table  # noqa: E402
 from spikegrad.neurons import IF, LIF, PLIF  # noqa: E402
 from spikegrad.surrogates import ATan, DSpike, Rectangle, Sigmoid, Surrogate, Triangle  # noqa: E402
 
@@ -122,33 +122,6 @@ def spikingjelly_layer(s: dict):
     return run
 
 
-def fwd_bwd(fn, x, grad):
-    def step():
-        x.grad = None
-        fn(x).backward(grad)
-
-    return step
-
-
-def check_same(fns: dict, x: torch.Tensor, grad: torch.Tensor, row: str) -> None:
-    """Spikes equal and input gradients within 1e-4 (relative) of spikegrad eager's, with MSG off."""
-    results = {}
-    for name, fn in fns.items():
-        x.grad = None
-        torch.manual_seed(0)
-        spikes = fn(x)
-        spikes.backward(grad)
-        results[name] = (spikes.detach().clone(), x.grad.clone())
-    s0, g0 = results["eager"]
-    for name, (spikes, g) in results.items():
-        if not torch.equal(spikes, s0):
-            raise SystemExit(f"{row}: {name} spikes differ from eager on {(spikes != s0).float().mean():.2%}")
-        err = ((g - g0).norm() / g0.norm()).item()
-        if err > 1e-4:
-            raise SystemExit(f"{row}: {name} input gradient differs from eager (relative error {err:.2e})")
-    x.grad = None
-
-
 def run_shape(shape: tuple[int, int, int], rows: list[str], reps: int, libraries: bool,
               device: str = "cpu") -> list[list]:
     T, B, N = shape
@@ -166,7 +139,7 @@ def run_shape(shape: tuple[int, int, int], rows: list[str], reps: int, libraries
             fns["SpikingJelly"] = sj
         small = x.detach()[:, :4, :1024].clone().requires_grad_()
         if s["mask_p"] == 0.0:
-            check_same(fns, small, grad[:, :4, :1024], row)
+            check_same(fns, small, grad[:, :4, :1024], "eager", label=f"{row}: ")
         for name, fn in fns.items():
             candidates[(row, name)] = fwd_bwd(fn, x, grad)
             names[(row, name)] = name

@@ -82,3 +82,34 @@ def table(header: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def fwd_bwd(fn: Callable, x: torch.Tensor, grad: torch.Tensor) -> Callable[[], None]:
+    """One timed step: ``fn(x)`` forward and its backward with ``grad``."""
+
+    def step():
+        x.grad = None
+        fn(x).backward(grad)
+
+    return step
+
+
+def check_same(fns: dict, x: torch.Tensor, grad: torch.Tensor, base: str, label: str = "") -> None:
+    """Spikes equal and input gradients within 1e-4 (relative) of candidate ``base``'s, for every candidate
+    (each run after ``torch.manual_seed(0)``); otherwise exits with one line starting with ``label``."""
+    results = {}
+    for name, fn in fns.items():
+        x.grad = None
+        torch.manual_seed(0)
+        spikes = fn(x)
+        spikes.backward(grad)
+        results[name] = (spikes.detach().clone(), x.grad.clone())
+    s0, g0 = results[base]
+    for name, (spikes, g) in results.items():
+        if not torch.equal(spikes, s0):
+            share = (spikes != s0).float().mean()
+            raise SystemExit(f"{label}{name}: spikes differ from {base} on {share:.2%} of entries")
+        err = ((g - g0).norm() / g0.norm()).item()
+        if err > 1e-4:
+            raise SystemExit(f"{label}{name}: input gradient differs from {base} (relative error {err:.2e})")
+    x.grad = None
