@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from spikegrad.aggregate import over_seeds_section
+from spikegrad.aggregate import over_seeds_section, run_metrics
 from spikegrad.plotting import accuracy_figure, grouped_bars_figure
 from spikegrad.run_readers import CSV_METRICS, logger_kind, read_csv_scalars, read_mlflow_run
 
@@ -42,12 +42,6 @@ __all__ = ["Run", "build_report", "differing_settings", "find_runs", "load_run",
 EVENTS_GLOB = "events.out.tfevents.*"
 # where outputs go, not how a run trains
 IGNORED_SETTINGS = ("trainer.logger", "trainer.default_root_dir", "checkpoint.dirpath", "config")
-SUMMARY_TAGS = {
-    "firing_rate": "firing_rate/mean",
-    "grad_sparsity": "grad_sparsity/mean",
-    "energy_uJ": "energy/snn_uJ",
-    "snn_to_ann": "energy/snn_to_ann",
-}
 LAYER_PLOTS = {
     "firing_rate": ("firing_rate/", "spikes per neuron per step", "Firing rate per spiking layer (last epoch)"),
     "grad_sparsity": ("grad_sparsity/", "zero fraction of ∂s/∂h", "Surrogate-gradient sparsity (last epoch)"),
@@ -234,14 +228,12 @@ def summary_row(run: Run, setting_keys: list[str]) -> dict[str, object]:
     """One table row: the run's differing settings, accuracies, analysis means and timing."""
     row: dict[str, object] = {"run": run.name}
     row.update({key: run.settings.get(key, "-") for key in setting_keys})
-    val = run.values("val/acc")
-    test = run.values("test/acc")
-    row["best_val_acc"] = max(val) if val else math.nan
-    row["test_acc"] = test[-1] if test else math.nan
-    for column, tag in SUMMARY_TAGS.items():
-        row[column] = run.last_epoch_mean(tag)
-    row["epochs"] = len(run.epoch_ends())
-    row["sec_per_epoch"] = run.seconds_per_epoch()
+    metrics = run_metrics(run)  # the same numbers as a sweep's summary
+    for column in ("best_val_acc", "test_acc", "firing_rate", "grad_sparsity", "energy_uJ"):
+        row[column] = metrics[column]
+    row["snn_to_ann"] = run.last_epoch_mean("energy/snn_to_ann")
+    row["epochs"] = int(metrics["epochs"])
+    row["sec_per_epoch"] = metrics["sec_per_epoch"]
     return row
 
 
